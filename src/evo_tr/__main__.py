@@ -1,0 +1,3 @@
+from evo_tr.cli import main
+
+main()

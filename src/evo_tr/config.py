@@ -1,0 +1,178 @@
+"""Settings: one object, read from defaults < TOML file < EVO_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from platformdirs import user_config_dir, user_data_dir
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from evo_tr.errors import EvoError
+
+APP_NAME = "evo-tr"
+ENV_PREFIX = "EVO_"
+ENV_NESTED = "__"
+CONFIG_FILENAME = "evo.toml"
+DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+TEST_MODEL = "smollm2-135m-instruct"
+
+DEFAULT_SYSTEM_PROMPT = (
+    "Sen EVO-TR'sin: kullanıcının kendi bilgisayarında çalışan, gizliliğe saygılı, "
+    "yardımsever bir yapay zekâ asistanısın. Kullanıcı hangi dilde yazarsa o dilde, "
+    "kısa ve doğru yanıt ver."
+)
+
+
+def config_file_path() -> Path:
+    """The TOML file in force: $EVO_CONFIG, else ./evo.toml, else the user config dir."""
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    local = Path.cwd() / CONFIG_FILENAME
+    if local.is_file():
+        return local
+    return Path(user_config_dir(APP_NAME)) / CONFIG_FILENAME
+
+
+def default_home() -> Path:
+    """Where models, logs and memory live unless EVO_HOME says otherwise."""
+    return Path(user_data_dir(APP_NAME))
+
+
+class EngineSettings(BaseModel):
+    """How the inference backend runs; thread defaults were measured on a 2-core box."""
+
+    backend: Literal["llama_cpp"] = "llama_cpp"
+    n_threads: int = Field(1, ge=1, description="Decode threads (1 is fastest on 2 shared cores).")
+    n_threads_batch: int = Field(2, ge=1, description="Prompt-evaluation threads.")
+    n_ctx: int = Field(4096, ge=256, description="Context window in tokens.")
+    n_batch: int = Field(256, ge=16, description="Prompt-evaluation batch size.")
+
+
+class GenerationSettings(BaseModel):
+    """Sampling defaults for every answer."""
+
+    max_tokens: int = Field(512, ge=1)
+    temperature: float = Field(0.3, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    top_k: int = Field(40, ge=0)
+    repeat_penalty: float = Field(1.1, ge=1.0)
+    seed: int = Field(-1, description="-1 picks a random seed per answer.")
+
+
+class BenchSettings(BaseModel):
+    """How many repetitions `evo bench` takes its medians over."""
+
+    runs: int = Field(5, ge=1)
+    decode_tokens: int = Field(64, ge=8)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one place."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(default_factory=default_home, description="Data dir (models, logs, memory).")
+    model: str = Field(DEFAULT_MODEL, description="Registry name of the chat model.")
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    engine: EngineSettings = EngineSettings()
+    generation: GenerationSettings = GenerationSettings()
+    bench: BenchSettings = BenchSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file_path())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def history_file(self) -> Path:
+        return self.home / "chat_history.txt"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into a readable EvoError."""
+    path = config_file_path()
+    if path.is_file():
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise EvoError(f"Config file {path} is not valid TOML: {exc}", "Fix the syntax or delete the file.") from exc
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise EvoError(
+            f"Invalid configuration: {problems}",
+            f"Check {path} and your {ENV_PREFIX}* environment variables (`evo config show`).",
+        ) from exc
+    settings.home = settings.home.expanduser()
+    return settings
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    """One effective setting and where it came from."""
+
+    key: str
+    value: Any
+    source: str
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def describe_settings(settings: Settings) -> list[SettingValue]:
+    """Every effective value with its origin: env var, config file or default."""
+    path = config_file_path()
+    file_values: dict[str, Any] = {}
+    if path.is_file():
+        file_values = _flatten(tomllib.loads(path.read_text(encoding="utf-8")))
+    env = {k.upper(): v for k, v in os.environ.items()}
+    rows = []
+    for key, value in _flatten(settings.model_dump(mode="json")).items():
+        env_name = ENV_PREFIX + key.replace(".", ENV_NESTED).upper()
+        parent_env = ENV_PREFIX + key.split(".")[0].upper()
+        if env_name in env:
+            source = f"env {env_name}"
+        elif "." in key and parent_env in env:
+            source = f"env {parent_env}"
+        elif key in file_values:
+            source = f"file {path}"
+        else:
+            source = "default"
+        rows.append(SettingValue(key, value, source))
+    return rows

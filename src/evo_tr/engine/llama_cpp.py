@@ -1,0 +1,152 @@
+"""llama.cpp backend: one GGUF base model in-process, streamed token by token."""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from evo_tr.engine.base import Completion, Engine, GenerationConfig, GenerationStats, Message
+from evo_tr.errors import EvoError, ModelIntegrityError
+
+# OpenMP spin-waiting collapses throughput when another process uses a core; must be set before
+# libllama (and its OpenMP runtime) is loaded.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+log = logging.getLogger(__name__)
+
+GENERIC_CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+class LlamaCppEngine(Engine):
+    """Serves one GGUF through llama-cpp-python; prompt-prefix KV reuse comes from Llama.generate."""
+
+    name = "llama_cpp"
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int = 1,
+        n_threads_batch: int = 2,
+        n_batch: int = 256,
+        model_name: str | None = None,
+    ) -> None:
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.model_path = Path(model_path)
+        self.model_name = model_name or self.model_path.stem
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(self.model_path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads_batch,
+                n_batch=n_batch,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelIntegrityError(
+                f"llama.cpp could not load {self.model_path}: {exc}",
+                "The file may be truncated or not a supported GGUF; re-run `evo models pull`.",
+            ) from exc
+        self._llama_cpp = llama_cpp
+        template = self.llm.metadata.get("tokenizer.chat_template") or GENERIC_CHATML
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._token_text(self.llm.token_eos()),
+            bos_token=self._token_text(self.llm.token_bos()),
+        )
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+
+    @property
+    def n_ctx(self) -> int:
+        return self.llm.n_ctx()
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.llm.detokenize(list(tokens)).decode("utf-8", errors="replace")
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return self._formatter(messages=[m.as_dict() for m in messages]).prompt
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """Tokens of the rendered prompt, with BOS when the model wants one."""
+        return self.llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True)
+
+    def chat_stream(self, messages: Sequence[Message], config: GenerationConfig, *, adapter: str | None = None) -> Completion:
+        if adapter is not None:
+            raise EvoError(f"Adapter '{adapter}' is not attached to this engine.", "See `evo adapters list`.")
+        tokens = self.prompt_tokens(messages)
+        if len(tokens) + 1 > self.n_ctx:
+            raise EvoError(
+                f"Prompt has {len(tokens)} tokens, the context window is {self.n_ctx}.",
+                "Use Engine.fit() before generating, or raise engine.n_ctx.",
+            )
+        stats = GenerationStats(prompt_tokens=len(tokens), adapter=adapter)
+        return Completion(self._generate(tokens, config, stats), stats)
+
+    def _generate(self, tokens: list[int], config: GenerationConfig, stats: GenerationStats) -> Iterator[str]:
+        llm = self.llm
+        if config.seed >= 0:
+            llm.set_seed(config.seed)
+        max_new = min(config.max_tokens, self.n_ctx - len(tokens))
+        vocab = llm._model.vocab
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        holdback = max((len(s) for s in config.stop), default=1) - 1
+        pending = ""
+        start = time.perf_counter()
+        stats.finish_reason = None
+        generator = llm.generate(
+            tokens,
+            top_k=config.top_k,
+            top_p=config.top_p,
+            temp=config.temperature,
+            repeat_penalty=config.repeat_penalty,
+        )
+        try:
+            for token in generator:
+                if stats.ttft_s is None:
+                    stats.ttft_s = time.perf_counter() - start
+                if self._llama_cpp.llama_vocab_is_eog(vocab, token):
+                    stats.finish_reason = "stop"
+                    break
+                stats.completion_tokens += 1
+                pending += decoder.decode(llm.detokenize([token]))
+                hit = next((s for s in config.stop if s in pending), None)
+                if hit is not None:
+                    pending = pending[: pending.index(hit)]
+                    stats.finish_reason = "stop"
+                    break
+                if len(pending) > holdback:
+                    cut = len(pending) - holdback
+                    yield pending[:cut]
+                    pending = pending[cut:]
+                if stats.completion_tokens >= max_new:
+                    stats.finish_reason = "length"
+                    break
+            pending += decoder.decode(b"", final=True)
+            if pending:
+                yield pending
+        finally:
+            generator.close()
+            stats.total_s = time.perf_counter() - start
+            if stats.finish_reason is None:
+                stats.finish_reason = "interrupted"
+
+    def close(self) -> None:
+        self.llm.close()

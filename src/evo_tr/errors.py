@@ -1,0 +1,27 @@
+"""User-facing errors: every failure a user can cause carries a hint on how to fix it."""
+
+from __future__ import annotations
+
+
+class EvoError(Exception):
+    """An error the CLI shows as a short message plus a fix, never as a traceback."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class ModelNotFound(EvoError):
+    """The model is known but its file is not provisioned yet, or the name is unknown."""
+
+
+class ModelIntegrityError(EvoError):
+    """The model file exists but is truncated, corrupt or not the expected bytes."""
+
+
+class DownloadError(EvoError):
+    """A Hub download failed (network, auth, missing file)."""
