@@ -148,5 +148,9 @@ class LlamaCppEngine(Engine):
             if stats.finish_reason is None:
                 stats.finish_reason = "interrupted"
 
+    def reset(self) -> None:
+        """Forget the cached prompt prefix, so the next request evaluates from scratch."""
+        self.llm.reset()
+
     def close(self) -> None:
         self.llm.close()

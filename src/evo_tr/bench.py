@@ -1,0 +1,187 @@
+"""`evo bench`: measured figures (medians over runs), with the raw llama.cpp baseline in the same run."""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+from evo_tr.config import Settings
+from evo_tr.engine import GenerationConfig, Message, generation_config, load_engine
+from evo_tr.engine.llama_cpp import LlamaCppEngine
+from evo_tr.models.store import ModelStore
+
+Section = Callable[[Settings, str, Callable[[str], None]], dict[str, Any]]
+
+# Distinct short user messages: each shares only the system prompt with the previous request.
+SHORT_PROMPTS = (
+    "Merhaba, nasılsın?",
+    "Bugün ne yapsam?",
+    "Bana bir atasözü söyle.",
+    "Çay mı kahve mi?",
+    "Hello, how are you?",
+    "İstanbul'un nüfusu kaç?",
+    "Bir şaka anlat.",
+    "Python nedir?",
+    "Günaydın!",
+    "Kitap önerir misin?",
+)
+LONG_ANSWER_PROMPT = "Write a long, detailed story about a cat who travels from Istanbul to Ankara. Do not stop early."
+LONG_PROMPT_TEXT = " ".join(
+    ["Türkiye'nin yedi coğrafi bölgesi vardır: Marmara, Ege, Akdeniz, İç Anadolu, Karadeniz, Doğu Anadolu ve "
+     "Güneydoğu Anadolu. Her bölgenin iklimi, mutfağı ve kültürü farklıdır."] * 8
+) + " Bu metni tek cümleyle özetle."
+LOAD_RUNS = 3
+
+
+def p50(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def p99(values: Iterable[float]) -> float:
+    data = sorted(values)
+    return data[min(len(data) - 1, round(0.99 * (len(data) - 1)))]
+
+
+def _time_stream(chunks: Iterable[Any], text_of: Callable[[Any], str]) -> tuple[float | None, float | None, str]:
+    """Seconds to first and last non-empty chunk, measured identically for both engines."""
+    start = time.perf_counter()
+    first = last = None
+    text = ""
+    for chunk in chunks:
+        piece = text_of(chunk)
+        if piece:
+            now = time.perf_counter() - start
+            first = now if first is None else first
+            last = now
+            text += piece
+    return first, last, text
+
+
+def _raw_llama(engine: LlamaCppEngine, settings: Settings):
+    import llama_cpp
+
+    cfg = settings.engine
+    return llama_cpp.Llama(
+        model_path=str(engine.model_path),
+        n_ctx=cfg.n_ctx,
+        n_threads=cfg.n_threads,
+        n_threads_batch=cfg.n_threads_batch,
+        n_batch=cfg.n_batch,
+        verbose=False,
+    )
+
+
+def _raw_kwargs(cfg: GenerationConfig) -> dict[str, Any]:
+    return {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k, "repeat_penalty": cfg.repeat_penalty}
+
+
+def bench_engine(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Load time, TTFT, prompt and decode speed: EVO-TR's engine vs plain llama_cpp.Llama, interleaved."""
+    runs = settings.bench.runs
+    greedy = replace(generation_config(settings), temperature=0.0, seed=0)
+    say(f"engine: loading {model} ({LOAD_RUNS}x)")
+    load_times = []
+    engine = None
+    for _ in range(LOAD_RUNS):
+        if engine is not None:
+            engine.close()
+            gc.collect()
+        t0 = time.perf_counter()
+        engine = load_engine(settings, model)
+        load_times.append(time.perf_counter() - t0)
+    assert isinstance(engine, LlamaCppEngine)
+    raw = _raw_llama(engine, settings)
+    system = Message("system", settings.system_prompt)
+
+    # Warm both (system prompt prefix cached in each, as in a running chat).
+    one = replace(greedy, max_tokens=1)
+    engine.chat_stream([system, Message("user", "Selam")], one).text()
+    list(raw.create_completion(engine.render([system, Message("user", "Selam")]), max_tokens=1, stream=True, **_raw_kwargs(one)))
+
+    say(f"engine: TTFT over {runs} short prompts")
+    ttft, raw_ttft, cold_ttft = [], [], []
+    for i in range(runs):
+        msgs = [system, Message("user", SHORT_PROMPTS[i % len(SHORT_PROMPTS)])]
+        first, _, _ = _time_stream(engine.chat_stream(msgs, one), str)
+        ttft.append(first)
+        first, _, _ = _time_stream(
+            raw.create_completion(engine.render(msgs), max_tokens=1, stream=True, **_raw_kwargs(one)),
+            lambda c: c["choices"][0]["text"],
+        )
+        raw_ttft.append(first)
+        engine.reset()
+        first, _, _ = _time_stream(engine.chat_stream(msgs, one), str)
+        cold_ttft.append(first)
+
+    say(f"engine: decode speed over {runs} runs of {settings.bench.decode_tokens} tokens")
+    decode_cfg = replace(greedy, max_tokens=settings.bench.decode_tokens)
+    long_msgs = [system, Message("user", LONG_ANSWER_PROMPT)]
+    prompt = engine.render(long_msgs)
+    decode, raw_decode = [], []
+    for _ in range(runs):
+        completion = engine.chat_stream(long_msgs, decode_cfg)
+        first, last, _ = _time_stream(completion, str)
+        n = completion.stats.completion_tokens
+        decode.append((n - 1) / (last - first))
+        chunks = raw.create_completion(prompt, max_tokens=decode_cfg.max_tokens, stream=True, **_raw_kwargs(decode_cfg))
+        finish: list[str | None] = []
+
+        def text_of(c: dict) -> str:
+            finish.append(c["choices"][0]["finish_reason"])
+            return c["choices"][0]["text"]
+
+        first, last, text = _time_stream(chunks, text_of)
+        n_raw = decode_cfg.max_tokens if "length" in finish else len(raw.tokenize(text.encode(), add_bos=False))
+        raw_decode.append((n_raw - 1) / (last - first))
+
+    say(f"engine: prompt evaluation over {runs} cold runs")
+    prompt_speed = []
+    long_prompt = [system, Message("user", LONG_PROMPT_TEXT)]
+    for _ in range(runs):
+        engine.reset()
+        completion = engine.chat_stream(long_prompt, one)
+        completion.text()
+        prompt_speed.append(completion.stats.prompt_tokens / completion.stats.ttft_s)
+
+    raw.close()
+    engine.close()
+    decode_p50, raw_decode_p50 = p50(decode), p50(raw_decode)
+    return {
+        "model": model,
+        "load_s": round(p50(load_times), 3),
+        "ttft_ms_p50": round(1000 * p50(ttft), 1),
+        "ttft_cold_ms_p50": round(1000 * p50(cold_ttft), 1),
+        "decode_tok_s": round(decode_p50, 2),
+        "prompt_tok_s": round(p50(prompt_speed), 2),
+        "raw_ttft_ms_p50": round(1000 * p50(raw_ttft), 1),
+        "raw_decode_tok_s": round(raw_decode_p50, 2),
+        "decode_vs_raw": round(decode_p50 / raw_decode_p50, 3),
+    }
+
+
+SECTIONS: dict[str, Section] = {"engine": bench_engine}
+
+
+def run_bench(settings: Settings, model: str, only: list[str] | None, say: Callable[[str], None]) -> dict[str, Any]:
+    """Run the requested sections and merge their keys into one flat object."""
+    ModelStore(settings.models_dir).registry.get(model)
+    selected = only or list(SECTIONS)
+    result: dict[str, Any] = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "n_threads": settings.engine.n_threads,
+            "n_threads_batch": settings.engine.n_threads_batch,
+        },
+        "runs": settings.bench.runs,
+        "sections": selected,
+    }
+    for name in selected:
+        result.update(SECTIONS[name](settings, model, say))
+    return result

@@ -1,0 +1,299 @@
+"""The `evo` command line: chat, ask, models, config, doctor, bench."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from dotenv import load_dotenv
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from evo_tr import __version__
+from evo_tr.config import Settings, config_file_path, describe_settings, load_settings
+from evo_tr.errors import EvoError
+
+app = typer.Typer(
+    help="EVO-TR: a local, private, Turkish-first AI assistant.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="List, provision and register GGUF models.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(config_app, name="config")
+
+console = Console()
+err = Console(stderr=True)
+log = logging.getLogger("evo_tr")
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Registry name of the model (default: settings.model).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")]
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _byte_progress(description: str, total: int | None) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _load_engine_with_progress(settings: Settings, model: str | None):
+    """Load the engine; first-time provisioning or hashing shows a progress bar."""
+    from evo_tr.engine import load_engine
+    from evo_tr.models import ModelStore
+
+    name = model or settings.model
+    spec = ModelStore(settings.models_dir).registry.get(name)
+    with _byte_progress(name, spec.size) as progress:
+        task = progress.add_task(f"preparing {name}", total=spec.size)
+        return load_engine(settings, name, progress=lambda n: progress.advance(task, n))
+
+
+# -- chat / ask ------------------------------------------------------------------------
+@app.command()
+def chat(model: ModelOpt = None) -> None:
+    """Interactive chat: streams answers, /help lists commands, Ctrl-C stops an answer, Ctrl-D leaves."""
+    from evo_tr.chat import ChatSession
+    from evo_tr.engine import generation_config
+    from evo_tr.repl import Repl
+
+    settings = _settings()
+    engine = _load_engine_with_progress(settings, model)
+    session = ChatSession(engine, generation_config(settings), settings.system_prompt)
+    Repl(session, settings, console, model or settings.model).run()
+
+
+@app.command()
+def ask(
+    prompt: Annotated[Optional[str], typer.Argument(help="The question; omit or '-' to read stdin.")] = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Cap on answer length in tokens.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (0 = greedy).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed for reproducible answers.")] = None,
+    system: Annotated[Optional[str], typer.Option(help="Override the system prompt.")] = None,
+) -> None:
+    """Answer one question and exit (streams to stdout; --json for scripts)."""
+    from evo_tr.chat import ChatSession
+    from evo_tr.engine import generation_config
+
+    if prompt is None or prompt == "-":
+        if sys.stdin.isatty():
+            raise EvoError("No question given.", 'Pass it as an argument (evo ask "...") or pipe it on stdin.')
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise EvoError("The question is empty.", 'Give some text, e.g. evo ask "Merhaba!"')
+    settings = _settings()
+    engine = _load_engine_with_progress(settings, model)
+    config = generation_config(settings, max_tokens=max_tokens, temperature=temperature, seed=seed)
+    session = ChatSession(engine, config, system or settings.system_prompt)
+    turn = session.start(prompt.strip())
+    if turn.fit.truncated_tokens and not as_json:
+        err.print(f"[yellow]Message too long for the context: {turn.fit.truncated_tokens} tokens cut from its middle.[/yellow]")
+    try:
+        for piece in turn:
+            if not as_json:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        turn.completion.close()
+    stats = turn.completion.stats
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "model": model or settings.model,
+                    "prompt": prompt.strip(),
+                    "answer": turn.answer,
+                    "finish_reason": stats.finish_reason,
+                    "prompt_tokens": stats.prompt_tokens,
+                    "completion_tokens": stats.completion_tokens,
+                    "ttft_ms": round(1000 * stats.ttft_s, 1) if stats.ttft_s is not None else None,
+                    "decode_tok_s": round(stats.decode_tok_s, 2) if stats.decode_tok_s else None,
+                    "truncated_tokens": turn.fit.truncated_tokens,
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        sys.stdout.write("\n")
+    engine.close()
+
+
+# -- models ----------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """Every known model: present or not, size, license, path."""
+    from evo_tr.models import ModelStore
+
+    settings = _settings()
+    rows = ModelStore(settings.models_dir).list()
+    if as_json:
+        print(json.dumps([{**r.__dict__, "path": str(r.path), "default": r.name == settings.model} for r in rows], ensure_ascii=False))
+        return
+    table = Table(title="Models")
+    for col in ("name", "present", "size", "license", "source", "path"):
+        table.add_column(col)
+    for r in rows:
+        mark = "[green]yes[/green]" if r.present else "[red]no[/red]"
+        size = f"{r.size / 1e6:,.0f} MB" if r.size else "?"
+        name = f"{r.name} [bold](default)[/bold]" if r.name == settings.model else r.name
+        table.add_row(name, mark, size, r.license, r.source, str(r.path))
+    console.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="Registry name (see `evo models list`) or hf:OWNER/REPO/FILE.gguf.")],
+    as_name: Annotated[Optional[str], typer.Option("--name", help="Registry name for an hf: reference.")] = None,
+) -> None:
+    """Provision a model: assemble embedded parts, or download from the Hugging Face Hub (resumable, hash-checked).
+
+    Hub downloads use HF_TOKEN from the environment or ./.env, and HF_ENDPOINT when set.
+    """
+    from evo_tr.models import ModelStore
+
+    settings = _settings()
+    store = ModelStore(settings.models_dir)
+    if name.startswith("hf:"):
+        name = store.register_hub(name, as_name).name
+    spec = store.registry.get(name)
+    token = os.environ.get("HF_TOKEN") or None
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    with _byte_progress(name, spec.size) as progress:
+        task = progress.add_task(f"{name}", total=spec.size)
+        path = store.pull(name, progress=lambda n: progress.advance(task, n), token=token, endpoint=endpoint)
+    console.print(f"[green]✓[/green] {name} ready at {path}")
+
+
+@models_app.command("add")
+def models_add(
+    path: Annotated[Path, typer.Argument(help="Path of a local .gguf file.")],
+    name: Annotated[Optional[str], typer.Option(help="Registry name (default: file stem).")] = None,
+    license: Annotated[str, typer.Option(help="License to record.")] = "unknown",
+) -> None:
+    """Register a local GGUF file (its SHA-256 is pinned so later changes are detected)."""
+    from evo_tr.models import ModelStore
+
+    settings = _settings()
+    spec = ModelStore(settings.models_dir).add(path, name=name, license=license)
+    console.print(f"[green]✓[/green] registered {spec.name} → {path} (use it with --model {spec.name} or model = \"{spec.name}\")")
+
+
+@models_app.command("remove")
+def models_remove(name: str) -> None:
+    """Unregister a model added with `evo models add` (the file itself is left alone)."""
+    from evo_tr.models import ModelStore
+
+    settings = _settings()
+    if not ModelStore(settings.models_dir).registry.remove_user(name):
+        raise EvoError(f"'{name}' is not a user-registered model.", "Built-in models cannot be removed; see `evo models list`.")
+    console.print(f"removed {name}")
+
+
+# -- config / doctor / bench -----------------------------------------------------------
+@config_app.command("show")
+def config_show(as_json: JsonOpt = False) -> None:
+    """Effective settings and where each value came from (default, config file, environment)."""
+    settings = _settings()
+    rows = describe_settings(settings)
+    if as_json:
+        print(json.dumps({"config_file": str(config_file_path()), "settings": [r.__dict__ for r in rows]}, ensure_ascii=False))
+        return
+    table = Table(title=f"Settings (config file: {config_file_path()})")
+    table.add_column("key")
+    table.add_column("value", overflow="fold")
+    table.add_column("source")
+    for r in rows:
+        table.add_row(r.key, str(r.value), r.source)
+    console.print(table)
+
+
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check Python, RAM, disk, backends, model presence and hash, GPU; say how to fix failures."""
+    from evo_tr.doctor import run_checks
+
+    checks = run_checks(_settings())
+    failed = any(c.status == "fail" for c in checks)
+    if as_json:
+        print(json.dumps({"ok": not failed, "checks": [c.as_dict() for c in checks]}, ensure_ascii=False))
+    else:
+        style = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
+        for c in checks:
+            console.print(f"{style[c.status]} {c.name}: {c.detail}")
+            if c.fix:
+                console.print(f"    [dim]fix:[/dim] {c.fix}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine.")] = None,
+    runs: Annotated[Optional[int], typer.Option(help="Repetitions per figure (medians are reported).")] = None,
+) -> None:
+    """Measure load time, TTFT, prompt and decode speed against raw llama.cpp in the same run."""
+    from evo_tr.bench import SECTIONS, run_bench
+
+    settings = _settings()
+    if runs is not None:
+        settings.bench.runs = runs
+    for section in only or []:
+        if section not in SECTIONS:
+            raise EvoError(f"Unknown bench section '{section}'.", f"Choose from: {', '.join(SECTIONS)}.")
+    result = run_bench(settings, model or settings.model, only, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        table = Table(title="evo bench")
+        table.add_column("figure")
+        table.add_column("value")
+        for key, value in result.items():
+            table.add_row(key, json.dumps(value, ensure_ascii=False))
+        console.print(table)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details to stderr.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if version:
+        console.print(f"evo-tr {__version__}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Entry point: user mistakes become a short message plus a fix, never a traceback."""
+    load_dotenv(dotenv_path=Path.cwd() / ".env", override=False)
+    try:
+        app()
+    except EvoError as exc:
+        err.print(f"[red]Error:[/red] {exc.message}")
+        if exc.hint:
+            err.print(f"[dim]Fix:[/dim] {exc.hint}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("[yellow]Interrupted.[/yellow]")
+        sys.exit(130)

@@ -1,0 +1,118 @@
+"""System checks (design Phase 0.1): each failure says how to fix it."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import platform
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import psutil
+
+from evo_tr.config import Settings
+from evo_tr.errors import EvoError
+from evo_tr.models.store import ModelStore
+
+Status = Literal["ok", "warn", "fail"]
+MIN_PYTHON = (3, 11)
+MIN_RAM_GB = 4.0
+MIN_DISK_GB = 2.0
+BACKENDS = ("llama_cpp",)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _python() -> Check:
+    ok = sys.version_info[:2] >= MIN_PYTHON
+    return Check(
+        "python",
+        "ok" if ok else "fail",
+        f"Python {platform.python_version()} ({sys.executable})",
+        "" if ok else f"Install Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ and re-run `make setup`.",
+    )
+
+
+def _ram() -> Check:
+    total = psutil.virtual_memory().total / 1e9
+    avail = psutil.virtual_memory().available / 1e9
+    ok = total >= MIN_RAM_GB
+    return Check(
+        "ram",
+        "ok" if ok else "warn",
+        f"{total:.1f} GB total, {avail:.1f} GB available",
+        "" if ok else "Use a smaller model (smollm2-135m-instruct) or close other programs.",
+    )
+
+
+def _disk(settings: Settings) -> Check:
+    probe = settings.home if settings.home.exists() else settings.home.parent
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free / 1e9
+    ok = free >= MIN_DISK_GB
+    return Check(
+        "disk",
+        "ok" if ok else "warn",
+        f"{free:.1f} GB free at {probe}",
+        "" if ok else f"Free space or point EVO_HOME at a bigger disk ({MIN_DISK_GB} GB recommended).",
+    )
+
+
+def _backend(module: str) -> Check:
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # any import failure (missing lib, bad wheel, illegal instruction guard)
+        return Check(f"backend:{module}", "fail", f"import failed: {exc}", "Run `make setup` to (re)build llama-cpp-python.")
+    version = getattr(mod, "__version__", "?")
+    return Check(f"backend:{module}", "ok", f"{module} {version} importable")
+
+
+def _accelerators() -> Check:
+    found = []
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            found.append(f"CUDA ({torch.cuda.get_device_name(0)})")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            found.append("Metal (MPS)")
+    if platform.system() == "Darwin" and platform.machine() == "arm64" and not found:
+        found.append("Apple Silicon (Metal via llama.cpp build)")
+    if shutil.which("nvidia-smi") and not found:
+        found.append("NVIDIA driver present (torch not CUDA-enabled)")
+    detail = ", ".join(found) if found else "none: CPU only (fine for the embedded 0.5B model)"
+    return Check("accelerator", "ok", detail)
+
+
+def _model(settings: Settings, name: str) -> Check:
+    store = ModelStore(settings.models_dir)
+    try:
+        spec = store.registry.get(name)
+        status = store.status(spec)
+        if not status.present:
+            return Check(f"model:{name}", "fail", f"not provisioned ({status.path})", f"Run `evo models pull {name}`.")
+        store.verify(spec)
+    except EvoError as exc:
+        return Check(f"model:{name}", "fail", exc.message, exc.hint or "")
+    return Check(f"model:{name}", "ok", f"present and hash-valid ({status.path}, {status.size:,} bytes)")
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    checks = [_python(), _ram(), _disk(settings)]
+    checks += [_backend(m) for m in BACKENDS]
+    checks.append(_accelerators())
+    checks.append(_model(settings, settings.model))
+    return checks

@@ -1,0 +1,56 @@
+"""Shared fixtures: an isolated EVO_HOME per test session and the real test model on llama.cpp."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evo_tr.config import TEST_MODEL, load_settings
+from evo_tr.engine import load_engine
+
+MODEL = os.environ.get("EVO_TEST_MODEL", TEST_MODEL)
+EVO = [sys.executable, "-m", "evo_tr"]
+
+
+@pytest.fixture(scope="session")
+def evo_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("evo-home")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(evo_home: Path, monkeypatch, tmp_path: Path) -> None:
+    """Every test sees its own config location and the shared test home, never the user's."""
+    monkeypatch.setenv("EVO_HOME", str(evo_home))
+    monkeypatch.setenv("EVO_CONFIG", str(tmp_path / "evo.toml"))
+    monkeypatch.setenv("EVO_MODEL", MODEL)
+    for key in list(os.environ):
+        if key.startswith("EVO_ENGINE") or key.startswith("EVO_GENERATION") or key in ("HF_TOKEN", "HF_ENDPOINT"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def engine(evo_home: Path):
+    """The real test model loaded once through EVO-TR's llama.cpp engine."""
+    os.environ.setdefault("EVO_HOME", str(evo_home))
+    settings = load_settings(home=evo_home, model=MODEL)
+    eng = load_engine(settings)
+    yield eng
+    eng.close()
+
+
+def run_evo(*args: str, input: str | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the real `evo` CLI in a subprocess with the test environment."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*EVO, *args], input=input, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def run_json(*args: str, **kwargs) -> dict | list:
+    proc = run_evo(*args, **kwargs)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
