@@ -1,0 +1,104 @@
+"""The `evo` commands end to end: real subprocesses, real model, real terminal for chat."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pexpect
+
+from tests.conftest import EVO, MODEL, run_evo, run_json
+
+
+def test_ask_json_returns_an_answer():
+    out = run_json("ask", "--json", "--max-tokens", "16", "--temperature", "0", "Write a Python function is_prime(n).")
+    assert out["model"] == MODEL
+    assert out["answer"].strip()
+    assert 1 <= out["completion_tokens"] <= 16
+    assert out["prompt_tokens"] > 0 and out["ttft_ms"] > 0
+    assert out["finish_reason"] in ("stop", "length")
+
+
+def test_ask_reads_stdin_and_streams_plain_text():
+    proc = run_evo("ask", "--max-tokens", "8", "--temperature", "0", input="Say hello.\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+
+
+def test_ask_empty_message_is_a_clear_error():
+    proc = run_evo("ask", "   ")
+    assert proc.returncode == 2
+    assert "empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_chat_piped_session_handles_commands():
+    script = "\n".join(["", "Hello!", "/bogus", "/status", "/clear", "/help", "/quit", "never answered"]) + "\n"
+    proc = run_evo("chat", input=script, env={"EVO_GENERATION__MAX_TOKENS": "8"})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Unknown command /bogus" in out and "/help" in out and "/quit" in out
+    assert "History cleared" in out
+    assert MODEL in out  # banner and /status
+    assert "never answered" not in out
+
+
+def test_chat_long_message_gets_visible_truncation_notice():
+    long = "kelime " * 3000
+    proc = run_evo("chat", input=long + "\n/quit\n", env={"EVO_ENGINE__N_CTX": "512", "EVO_GENERATION__MAX_TOKENS": "4"})
+    assert proc.returncode == 0, proc.stderr
+    assert "too long for the context window" in proc.stdout
+
+
+def test_chat_ctrl_c_stops_answer_and_returns_to_prompt(tmp_path):
+    """On a real pseudo-terminal: Ctrl-C during an answer interrupts it; the chat goes on."""
+    env = {**os.environ, "EVO_GENERATION__MAX_TOKENS": "1500", "EVO_GENERATION__TEMPERATURE": "0", "TERM": "dumb"}
+    child = pexpect.spawn(EVO[0], EVO[1:] + ["chat"], env=env, encoding="utf-8", timeout=120, dimensions=(40, 120))
+    try:
+        child.expect("› ")
+        child.sendline("Write a very long story about a dragon and a knight, with many chapters.")
+        child.expect("chapters.", timeout=30)  # our own line echoed back
+        child.expect(r"[A-Za-z]{3,}", timeout=120)  # the answer is streaming
+        child.sendintr()
+        child.expect("interrupted", timeout=60)
+        child.expect("› ")
+        child.sendline("/quit")
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+
+
+def test_doctor_json_reports_checks():
+    out = run_json("doctor", "--json")
+    names = {c["name"]: c for c in out["checks"]}
+    assert {"python", "ram", "disk", "backend:llama_cpp", "accelerator", f"model:{MODEL}"} <= names.keys()
+    assert names["backend:llama_cpp"]["status"] == "ok"
+    assert names[f"model:{MODEL}"]["status"] == "ok"
+    assert out["ok"] is True
+
+
+def test_doctor_reports_missing_model_with_fix():
+    proc = run_evo("doctor", "--json", env={"EVO_MODEL": "qwen2.5-3b-instruct"})
+    assert proc.returncode == 1
+    out = json.loads(proc.stdout)
+    check = next(c for c in out["checks"] if c["name"] == "model:qwen2.5-3b-instruct")
+    assert check["status"] == "fail" and "evo models pull qwen2.5-3b-instruct" in check["fix"]
+
+
+def test_bench_json_has_engine_figures():
+    out = run_json("bench", "--json", "--runs", "1", env={"EVO_BENCH__DECODE_TOKENS": "16"}, timeout=600)
+    for key in ("load_s", "ttft_ms_p50", "decode_tok_s", "prompt_tok_s", "raw_ttft_ms_p50", "raw_decode_tok_s", "decode_vs_raw"):
+        assert isinstance(out[key], (int, float)) and out[key] > 0, key
+    assert out["model"] == MODEL
+
+
+def test_bench_rejects_unknown_section():
+    proc = run_evo("bench", "--only", "nope")
+    assert proc.returncode == 2 and "Unknown bench section" in proc.stderr
+
+
+def test_version_and_help():
+    assert "evo-tr" in run_evo("--version").stdout
+    help_text = run_evo("--help").stdout
+    for command in ("chat", "ask", "models", "config", "doctor", "bench"):
+        assert command in help_text
