@@ -13,6 +13,9 @@ from tests.conftest import EVO, MODEL, run_evo, run_json
 def test_ask_json_returns_an_answer():
     out = run_json("ask", "--json", "--max-tokens", "16", "--temperature", "0", "Write a Python function is_prime(n).")
     assert out["model"] == MODEL
+    assert out["router_accuracy"] >= 0.95 and out["router_macro_f1"] >= 0.95
+    for key in ("router_latency_ms_p50", "router_latency_ms_p99", "router_rss_mb"):
+        assert out[key] > 0, key
     assert out["answer"].strip()
     assert 1 <= out["completion_tokens"] <= 16
     assert out["prompt_tokens"] > 0 and out["ttft_ms"] > 0

@@ -165,7 +165,38 @@ def bench_engine(settings: Settings, model: str, say: Callable[[str], None]) -> 
     }
 
 
-SECTIONS: dict[str, Section] = {"engine": bench_engine}
+ROUTER_LATENCY_RUNS = 5
+
+
+def bench_router(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Validation accuracy/F1, single-message latency, and the RSS of a process holding only the router."""
+    import subprocess
+    import sys
+
+    from evo_tr.router import evaluate, load_router
+    from evo_tr.router.dataset import load_examples, packaged_path, split
+
+    say(f"router: accuracy and latency ({ROUTER_LATENCY_RUNS} passes over the validation split)")
+    router = load_router(settings)
+    metrics = evaluate(router, split(load_examples(packaged_path()))[1], latency_runs=ROUTER_LATENCY_RUNS)
+    probe = (
+        "import psutil; from evo_tr.config import load_settings; from evo_tr.router import load_router; "
+        "r = load_router(load_settings()); r.predict('Merhaba, nasılsın?'); r.predict('Bu kodu düzelt: x = 1/0'); "
+        "print(psutil.Process().memory_info().rss)"
+    )
+    rss = int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip())
+    return {
+        "router_version": router.meta.version,
+        "router_accuracy": metrics["accuracy"],
+        "router_macro_f1": metrics["macro_f1"],
+        "router_latency_ms_p50": metrics["latency_ms_p50"],
+        "router_latency_ms_p99": metrics["latency_ms_p99"],
+        "router_fast_stage_share": metrics["fast_stage_share"],
+        "router_rss_mb": round(rss / 2**20, 1),
+    }
+
+
+SECTIONS: dict[str, Section] = {"engine": bench_engine, "router": bench_router}
 
 
 def run_bench(settings: Settings, model: str, only: list[str] | None, say: Callable[[str], None]) -> dict[str, Any]:

@@ -28,7 +28,9 @@ app = typer.Typer(
 models_app = typer.Typer(help="List, provision and register GGUF models.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+router_app = typer.Typer(help="Train, evaluate and query the intent router.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(router_app, name="router")
 
 console = Console()
 err = Console(stderr=True)
@@ -42,7 +44,8 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _byte_progress(description: str, total: int | None) -> Progress:
+def _byte_progress() -> Progress:
+    """A transient byte progress bar on stderr (assembly, hashing, downloads)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -61,7 +64,7 @@ def _load_engine_with_progress(settings: Settings, model: str | None):
 
     name = model or settings.model
     spec = ModelStore(settings.models_dir).registry.get(name)
-    with _byte_progress(name, spec.size) as progress:
+    with _byte_progress() as progress:
         task = progress.add_task(f"preparing {name}", total=spec.size)
         return load_engine(settings, name, progress=lambda n: progress.advance(task, n))
 
@@ -177,7 +180,7 @@ def models_pull(
     spec = store.registry.get(name)
     token = os.environ.get("HF_TOKEN") or None
     endpoint = os.environ.get("HF_ENDPOINT") or None
-    with _byte_progress(name, spec.size) as progress:
+    with _byte_progress() as progress:
         task = progress.add_task(f"{name}", total=spec.size)
         path = store.pull(name, progress=lambda n: progress.advance(task, n), token=token, endpoint=endpoint)
     console.print(f"[green]✓[/green] {name} ready at {path}")
@@ -206,6 +209,71 @@ def models_remove(name: str) -> None:
     if not ModelStore(settings.models_dir).registry.remove_user(name):
         raise EvoError(f"'{name}' is not a user-registered model.", "Built-in models cannot be removed; see `evo models list`.")
     console.print(f"removed {name}")
+
+
+# -- router ----------------------------------------------------------------------------
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help='JSONL file of {"text": ..., "intent": ...} lines.')]
+
+
+@router_app.command("train")
+def router_train(data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Train from the dataset (80/20 split), save as the next version in the data dir, print validation metrics."""
+    from evo_tr.router import train_router
+
+    with err.status("training router (embedding the dataset)…"):
+        router, metrics, folder = train_router(_settings(), data)
+    summary = {k: v for k, v in metrics.items() if k not in ("errors",)}
+    if as_json:
+        print(json.dumps({"version": router.meta.version, "path": str(folder), **summary}, ensure_ascii=False))
+        return
+    console.print(
+        f"[green]✓[/green] router v{router.meta.version} saved to {folder}\n"
+        f"  validation accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} on {metrics['n']} examples"
+    )
+
+
+@router_app.command("eval")
+def router_eval(data: DataOpt = None, as_json: JsonOpt = False) -> None:
+    """Accuracy, macro-F1, confusion and single-message latency (default: the validation split)."""
+    from evo_tr.router import evaluate, load_router
+    from evo_tr.router.dataset import load_examples, packaged_path, split
+
+    settings = _settings()
+    router = load_router(settings)
+    examples = load_examples(data, settings.router.intents) if data else split(load_examples(packaged_path()))[1]
+    metrics = evaluate(router, examples, latency_runs=3)
+    if as_json:
+        print(json.dumps({"router_version": router.meta.version, **metrics}, ensure_ascii=False))
+        return
+    console.print(
+        f"accuracy {metrics['accuracy']:.3f} · macro-F1 {metrics['macro_f1']:.3f} · n={metrics['n']} · "
+        f"latency p50 {metrics['latency_ms_p50']} ms, p99 {metrics['latency_ms_p99']} ms"
+    )
+    table = Table(title="confusion (rows: true, columns: predicted)")
+    labels = list(metrics["confusion"])
+    table.add_column("")
+    for label in labels:
+        table.add_column(label[:12])
+    for gold in labels:
+        table.add_row(gold, *[str(metrics["confusion"][gold][p]) for p in labels])
+    console.print(table)
+    for e in metrics["errors"][:10]:
+        console.print(f"[red]✗[/red] {e['text'][:70]!r}: {e['intent']} → {e['predicted']}")
+
+
+@router_app.command("predict")
+def router_predict(text: Annotated[str, typer.Argument(help="The message to route.")], as_json: JsonOpt = False) -> None:
+    """Route one message: intent, confidence, expert, fallback."""
+    from evo_tr.router import expert_for, load_router
+
+    settings = _settings()
+    pred = load_router(settings).predict(text)
+    out = {**pred, "expert": expert_for(settings, pred["intent"])}
+    if as_json:
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        note = " [yellow](fallback: low confidence)[/yellow]" if pred["fallback"] else ""
+        console.print(f"{pred['intent']} ({pred['confidence']:.2f}) → expert [cyan]{out['expert']}[/cyan]{note}")
 
 
 # -- config / doctor / bench -----------------------------------------------------------
@@ -249,7 +317,7 @@ def doctor(as_json: JsonOpt = False) -> None:
 def bench(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router.")] = None,
     runs: Annotated[Optional[int], typer.Option(help="Repetitions per figure (medians are reported).")] = None,
 ) -> None:
     """Measure load time, TTFT, prompt and decode speed against raw llama.cpp in the same run."""

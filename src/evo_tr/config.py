@@ -70,6 +70,29 @@ class GenerationSettings(BaseModel):
     seed: int = Field(-1, description="-1 picks a random seed per answer.")
 
 
+DEFAULT_INTENTS = ["general_chat", "turkish_culture", "code_python", "code_debug", "memory_recall"]
+DEFAULT_EXPERTS = {
+    "general_chat": "tr_chat",
+    "turkish_culture": "tr_chat",
+    "code_python": "python_coder",
+    "code_debug": "python_coder",
+    "memory_recall": "base",
+}
+
+
+class RouterSettings(BaseModel):
+    """Which intents exist, which expert serves each, and when the router's guess is trusted."""
+
+    intents: list[str] = Field(default_factory=lambda: list(DEFAULT_INTENTS))
+    experts: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EXPERTS), description="intent → expert ('base' = no adapter).")
+    threshold: float = Field(0.7, ge=0.0, le=1.0, description="Below this confidence, fall back to general_chat.")
+    force_memory: list[str] = Field(default_factory=lambda: ["memory_recall"], description="Intents that always retrieve memories.")
+    C: float = Field(100.0, gt=0, description="Inverse regularisation of the logistic regression.")
+    ngram_weight: float = Field(1.0, ge=0, description="Weight of character n-gram features next to the embedding.")
+    max_chars: int = Field(600, ge=50, description="Longer messages are cut (head and tail kept) before routing.")
+    fast_threshold: float = Field(0.9, ge=0.0, le=1.0, description="n-gram stage answers alone at or above this confidence.")
+
+
 class BenchSettings(BaseModel):
     """How many repetitions `evo bench` takes its medians over."""
 
@@ -92,6 +115,7 @@ class Settings(BaseSettings):
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     engine: EngineSettings = EngineSettings()
     generation: GenerationSettings = GenerationSettings()
+    router: RouterSettings = RouterSettings()
     bench: BenchSettings = BenchSettings()
 
     @classmethod
@@ -109,6 +133,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def router_dir(self) -> Path:
+        return self.home / "router"
 
     @property
     def history_file(self) -> Path:

