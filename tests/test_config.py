@@ -54,3 +54,9 @@ def test_config_show_json_cli(tmp_path):
     assert rows["generation.max_tokens"]["value"] == 77
     assert rows["generation.max_tokens"]["source"].startswith("file ")
     assert rows["model"]["source"] == "env EVO_MODEL"
+
+
+def test_partial_expert_mapping_keeps_defaults(tmp_path):
+    (tmp_path / "evo.toml").write_text('[router.experts]\ncode_debug = "base"\n')
+    experts = load_settings().router.experts
+    assert experts["code_debug"] == "base" and experts["code_python"] == "python_coder"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platformdirs import user_config_dir, user_data_dir
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -87,6 +87,12 @@ class RouterSettings(BaseModel):
     experts: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EXPERTS), description="intent → expert ('base' = no adapter).")
     threshold: float = Field(0.7, ge=0.0, le=1.0, description="Below this confidence, fall back to general_chat.")
     force_memory: list[str] = Field(default_factory=lambda: ["memory_recall"], description="Intents that always retrieve memories.")
+    @field_validator("experts")
+    @classmethod
+    def _merge_experts(cls, value: dict[str, str]) -> dict[str, str]:
+        """A partial [router.experts] table overrides only the intents it names."""
+        return {**DEFAULT_EXPERTS, **value}
+
     C: float = Field(100.0, gt=0, description="Inverse regularisation of the logistic regression.")
     ngram_weight: float = Field(1.0, ge=0, description="Weight of character n-gram features next to the embedding.")
     max_chars: int = Field(600, ge=50, description="Longer messages are cut (head and tail kept) before routing.")
