@@ -39,21 +39,20 @@ class Embedder:
     def _prep(self, texts: list[str]) -> list[str]:
         return [clip_middle(t, self.max_chars) for t in texts]
 
-    def query(self, texts: str | list[str]) -> np.ndarray:
-        """Normalised vectors for search queries / messages to classify: (384,) or (n, 384)."""
+    def _embed(self, texts: str | list[str], encode) -> np.ndarray:
         single = isinstance(texts, str)
         batch = self._prep([texts] if single else list(texts))
         with self._lock:
-            vecs = np.asarray(self._model.query(batch), dtype=np.float32).reshape(len(batch), -1)
+            vecs = np.asarray(encode(batch), dtype=np.float32).reshape(len(batch), -1)
         return vecs[0] if single else vecs
+
+    def query(self, texts: str | list[str]) -> np.ndarray:
+        """Normalised vectors for search queries / messages to classify: (384,) or (n, 384)."""
+        return self._embed(texts, self._model.query)
 
     def passage(self, texts: str | list[str]) -> np.ndarray:
         """Normalised vectors for stored documents."""
-        single = isinstance(texts, str)
-        batch = self._prep([texts] if single else list(texts))
-        with self._lock:
-            vecs = np.asarray(self._model.passage(batch), dtype=np.float32).reshape(len(batch), -1)
-        return vecs[0] if single else vecs
+        return self._embed(texts, self._model.passage)
 
 
 @lru_cache(maxsize=1)
