@@ -57,7 +57,7 @@ def test_chat_ctrl_c_stops_answer_and_returns_to_prompt(tmp_path):
         child.expect("› ")
         child.sendline("Write a very long story about a dragon and a knight, with many chapters.")
         child.expect("chapters.", timeout=30)  # our own line echoed back
-        child.expect(r"[A-Za-z]{3,}", timeout=120)  # the answer is streaming
+        child.expect(r"(?i)dragon|knight", timeout=120)  # the answer is streaming (memory notices do not match)
         child.sendintr()
         child.expect("interrupted", timeout=60)
         child.expect("› ")

@@ -18,6 +18,7 @@ from rich.table import Table
 from evo_tr import __version__
 from evo_tr.config import Settings, config_file_path, describe_settings, load_settings
 from evo_tr.errors import EvoError
+from evo_tr.memory.commands import app as memory_app
 
 app = typer.Typer(
     help="EVO-TR: a local, private, Turkish-first AI assistant.",
@@ -31,6 +32,7 @@ app.add_typer(models_app, name="models")
 router_app = typer.Typer(help="Train, evaluate and query the intent router.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(router_app, name="router")
+app.add_typer(memory_app, name="memory")
 
 console = Console()
 err = Console(stderr=True)
@@ -38,6 +40,7 @@ log = logging.getLogger("evo_tr")
 
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Registry name of the model (default: settings.model).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")]
+NoMemoryOpt = Annotated[bool, typer.Option("--no-memory", help="Neither recall nor save memories this time.")]
 
 
 def _settings() -> Settings:
@@ -71,16 +74,42 @@ def _load_engine_with_progress(settings: Settings, model: str | None):
 
 # -- chat / ask ------------------------------------------------------------------------
 @app.command()
-def chat(model: ModelOpt = None) -> None:
-    """Interactive chat: streams answers, /help lists commands, Ctrl-C stops an answer, Ctrl-D leaves."""
+def chat(model: ModelOpt = None, no_memory: NoMemoryOpt = False) -> None:
+    """Interactive chat: streams answers, remembers what you tell it, /help lists commands, Ctrl-D leaves."""
     from evo_tr.chat import ChatSession
     from evo_tr.engine import generation_config
     from evo_tr.repl import Repl
 
     settings = _settings()
     engine = _load_engine_with_progress(settings, model)
-    session = ChatSession(engine, generation_config(settings), settings.system_prompt)
+    memory = None if no_memory else _open_memory(settings, engine)
+    router = _load_router_quietly(settings) if memory else None
+    session = ChatSession.create(engine, generation_config(settings), settings, memory=memory, router=router)
     Repl(session, settings, console, model or settings.model).run()
+
+
+def _load_router_quietly(settings: Settings):
+    """The router decides when a message asks about memory; without it, retrieval just stays strict."""
+    from evo_tr.router import load_router
+
+    try:
+        return load_router(settings)
+    except EvoError as exc:
+        err.print(f"[yellow]Router unavailable:[/yellow] {exc.message}")
+        return None
+
+
+def _open_memory(settings: Settings, engine):
+    """Long-term memory for chat/ask; if the store cannot be opened, say so and carry on without it."""
+    from evo_tr.memory.manager import open_memory
+
+    try:
+        return open_memory(settings, engine.count_tokens)
+    except EvoError as exc:
+        err.print(f"[yellow]Memory unavailable, continuing without it:[/yellow] {exc.message}")
+        if exc.hint:
+            err.print(f"[dim]Fix: {exc.hint}[/dim]")
+        return None
 
 
 @app.command()
@@ -92,6 +121,7 @@ def ask(
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (0 = greedy).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed for reproducible answers.")] = None,
     system: Annotated[Optional[str], typer.Option(help="Override the system prompt.")] = None,
+    no_memory: NoMemoryOpt = False,
 ) -> None:
     """Answer one question and exit (streams to stdout; --json for scripts)."""
     from evo_tr.chat import ChatSession
@@ -106,8 +136,13 @@ def ask(
     settings = _settings()
     engine = _load_engine_with_progress(settings, model)
     config = generation_config(settings, max_tokens=max_tokens, temperature=temperature, seed=seed)
-    session = ChatSession(engine, config, system or settings.system_prompt)
+    memory = None if no_memory else _open_memory(settings, engine)
+    router = _load_router_quietly(settings) if memory else None
+    session = ChatSession.create(engine, config, settings, system_prompt=system, memory=memory, router=router)
     turn = session.start(prompt.strip())
+    if not as_json:
+        for notice in _memory_notices(turn):
+            err.print(f"[dim]{notice}[/dim]")
     if turn.fit.truncated_tokens and not as_json:
         err.print(f"[yellow]Message too long for the context: {turn.fit.truncated_tokens} tokens cut from its middle.[/yellow]")
     try:
@@ -117,6 +152,7 @@ def ask(
                 sys.stdout.flush()
     except KeyboardInterrupt:
         turn.completion.close()
+    session.finish(turn)
     stats = turn.completion.stats
     if as_json:
         print(
@@ -131,6 +167,11 @@ def ask(
                     "ttft_ms": round(1000 * stats.ttft_s, 1) if stats.ttft_s is not None else None,
                     "decode_tok_s": round(stats.decode_tok_s, 2) if stats.decode_tok_s else None,
                     "truncated_tokens": turn.fit.truncated_tokens,
+                    "session": session.session_id,
+                    "intent": turn.intent,
+                    "memories": [h.as_dict() for h in turn.recall.hits],
+                    "captured": [{"text": c.fact.text, "type": c.fact.type, **c.result.as_dict()} for c in turn.captured],
+                    "notices": turn.notices,
                 },
                 ensure_ascii=False,
             )
@@ -138,6 +179,14 @@ def ask(
     else:
         sys.stdout.write("\n")
     engine.close()
+
+
+def _memory_notices(turn) -> list[str]:
+    """One dim line per thing memory did this turn, so the user always knows what was kept or used."""
+    lines = [f"noted: {c.fact.text}" for c in turn.captured]
+    if turn.recall.hits:
+        lines.append(f"recalled {len(turn.recall.hits)} memor{'y' if len(turn.recall.hits) == 1 else 'ies'}")
+    return lines + turn.notices
 
 
 # -- models ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from rich.table import Table
 from evo_tr.chat import ChatSession, Turn
 from evo_tr.config import Settings
 from evo_tr.engine.base import Engine
+from evo_tr.errors import EvoError
 
 LIVE_REFRESH_PER_S = 8
 ALIASES = {"/exit"}
@@ -41,6 +42,9 @@ class Repl:
                 Command("/help", "show this help", Repl._cmd_help),
                 Command("/clear", "forget this conversation's history", Repl._cmd_clear),
                 Command("/status", "model, context use and last answer's speed", Repl._cmd_status),
+                Command("/remember", "/remember TEXT: store TEXT as a long-term fact", Repl._cmd_remember),
+                Command("/forget", "/forget QUERY-or-ID: show matching memories and delete them after you confirm", Repl._cmd_forget),
+                Command("/memory", "memory statistics and the most recent memories", Repl._cmd_memory),
                 Command("/quit", "leave the chat (also /exit, Ctrl-D)", Repl._cmd_quit),
                 Command("/exit", "leave the chat", Repl._cmd_quit),
             )
@@ -66,11 +70,12 @@ class Repl:
                 yield line.rstrip("\n")
 
     def run(self) -> None:
+        self._input = self._lines()
         self.console.print(
             f"[bold]EVO-TR[/bold] · model [cyan]{self.model_name}[/cyan] · "
             "[dim]/help for commands, /quit to leave[/dim]"
         )
-        for line in self._lines():
+        for line in self._input:
             text = line.strip()
             if not text:
                 continue
@@ -88,7 +93,17 @@ class Repl:
 
     # -- answering ----------------------------------------------------------------------
     def answer(self, text: str) -> None:
-        turn = self.session.start(text)
+        try:
+            turn = self.session.start(text)
+        except KeyboardInterrupt:  # Ctrl-C while recalling memories or evaluating the prompt
+            self.console.print("[yellow]⏹ cancelled[/yellow]")
+            return
+        for captured in turn.captured:
+            verb = "already knew" if captured.result.merged else "noted"
+            self.console.print(f"[dim]💾 {verb}: {captured.fact.text}[/dim]")
+        if turn.recall.hits:
+            n = len(turn.recall.hits)
+            self.console.print(f"[dim]🧠 recalled {n} memor{'y' if n == 1 else 'ies'}[/dim]")
         if turn.fit.truncated_tokens:
             self.console.print(
                 f"[yellow]Your message was too long for the context window: "
@@ -102,6 +117,8 @@ class Repl:
             turn.completion.close()
             self.console.print("[yellow]⏹ interrupted[/yellow]")
         self.session.finish(turn)
+        for notice in turn.notices:
+            self.console.print(f"[yellow]⚠ {notice}[/yellow]")
 
     def _render(self, turn: Turn) -> None:
         if not self.console.is_terminal:
@@ -151,3 +168,66 @@ class Repl:
 
     def _cmd_quit(self, _: str) -> bool:
         return False
+
+    # -- memory commands ------------------------------------------------------------------
+    def _memory_or_warn(self):
+        if self.session.memory is None:
+            self.console.print("[yellow]Memory is off[/yellow] (started with --no-memory, memory.enabled = false, or the store could not be opened).")
+        return self.session.memory
+
+    def _confirm(self, question: str) -> bool:
+        self.console.print(f"{question} [y/N]")
+        reply = next(self._input, "")
+        return reply.strip().lower() in {"y", "yes", "e", "evet"}
+
+    def _cmd_remember(self, arg: str) -> bool:
+        memory = self._memory_or_warn()
+        if memory is None:
+            return True
+        if not arg:
+            self.console.print("Usage: /remember TEXT  (e.g. /remember Kızımın adı Elif)")
+            return True
+        try:
+            result = memory.remember(arg, session=self.session.session_id)
+        except EvoError as exc:
+            self.console.print(f"[red]{exc.message}[/red]")
+            return True
+        word = "Already known" if result.merged else "Remembered"
+        self.console.print(f"[green]{word}[/green] [dim]({result.id[:12]})[/dim]")
+        return True
+
+    def _cmd_forget(self, arg: str) -> bool:
+        memory = self._memory_or_warn()
+        if memory is None:
+            return True
+        if not arg:
+            self.console.print("Usage: /forget QUERY-or-ID  (shows what matches and asks before deleting)")
+            return True
+        targets = memory.find(arg)
+        if not targets:
+            self.console.print("Nothing matches; nothing deleted.")
+            return True
+        table = Table(show_header=False, box=None)
+        for m in targets:
+            table.add_row(f"[dim]{m.id[:12]}[/dim]", m.type, m.text[:120])
+        self.console.print(table)
+        n = len(targets)
+        if self._confirm(f"Delete {n} memor{'y' if n == 1 else 'ies'}?"):
+            deleted = memory.forget([m.id for m in targets])
+            self.console.print(f"[green]Deleted {deleted}.[/green]")
+        else:
+            self.console.print("Kept.")
+        return True
+
+    def _cmd_memory(self, _: str) -> bool:
+        memory = self._memory_or_warn()
+        if memory is None:
+            return True
+        stats = memory.store.get_stats()
+        types = ", ".join(f"{k} {v}" for k, v in sorted(stats.by_type.items())) or "none yet"
+        self.console.print(f"[bold]{stats.total}[/bold] memories ({types}) · {stats.backend} · {stats.location}")
+        table = Table(show_header=False, box=None)
+        for m in memory.store.list(limit=5):
+            table.add_row(f"[dim]{m.id[:12]}[/dim]", m.type, m.text.replace("\n", " ")[:100], f"[dim]{m.created_at[:16]}[/dim]")
+        self.console.print(table)
+        return True

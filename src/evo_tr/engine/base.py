@@ -62,6 +62,7 @@ class FitResult:
     prompt_tokens: int
     dropped_messages: int = 0
     truncated_tokens: int = 0
+    dropped_context: int = 0
 
     @property
     def trimmed(self) -> bool:
@@ -122,11 +123,12 @@ class Engine(ABC):
     def count_messages(self, messages: Sequence[Message]) -> int:
         return self.count_tokens(self.render(messages))
 
-    def fit(self, messages: Sequence[Message], reserve: int) -> FitResult:
+    def fit(self, messages: Sequence[Message], reserve: int, *, context: Sequence[Message] = ()) -> FitResult:
         """Trim to n_ctx - reserve: drop the oldest turns first; never the system prompt or the current message.
 
-        If the system prompt plus the current message alone do not fit, the current message is cut in the
-        middle (head and tail kept) and the cut is reported.
+        `context` (e.g. retrieved memories) goes right before the current message and is kept whole, or
+        left out entirely if it does not fit next to the message. If the system prompt plus the current
+        message alone do not fit, the current message is cut in the middle (head and tail kept).
         """
         if not messages:
             raise EvoError("Nothing to send: the message list is empty.")
@@ -134,7 +136,13 @@ class Engine(ABC):
         system = [m for m in messages[:1] if m.role == "system"]
         current = messages[-1]
         history = list(messages[len(system) : -1])
-        base = self.count_messages([*system, current])
+        context = list(context)
+        base = self.count_messages([*system, *context, current])
+        if base > budget and context:
+            context, dropped_context = [], len(context)
+            base = self.count_messages([*system, current])
+        else:
+            dropped_context = 0
         if base > budget:
             return self._truncate_current(system, current, budget)
         # Chat templates are additive per message, so one message costs what it adds next to the
@@ -142,20 +150,20 @@ class Engine(ABC):
         kept: list[Message] = []
         used = base
         for msg in reversed(history):
-            cost = self.count_messages([*system, msg, current]) - base
+            cost = self.count_messages([*system, msg, *context, current]) - base
             if used + cost > budget:
                 break
             kept.insert(0, msg)
             used += cost
         while kept and kept[0].role != "user":
             kept.pop(0)
-        final = [*system, *kept, current]
+        final = [*system, *kept, *context, current]
         total = self.count_messages(final)
         while total > budget and kept:
             kept.pop(0)
-            final = [*system, *kept, current]
+            final = [*system, *kept, *context, current]
             total = self.count_messages(final)
-        return FitResult(final, total, dropped_messages=len(history) - len(kept))
+        return FitResult(final, total, dropped_messages=len(history) - len(kept), dropped_context=dropped_context)
 
     def _truncate_current(self, system: list[Message], current: Message, budget: int) -> FitResult:
         overhead = self.count_messages([*system, replace(current, content="")]) + self.count_tokens(TRUNCATION_MARKER)
