@@ -44,8 +44,9 @@ def test_embedded_single_part_is_used_in_place_and_hash_checked(store):
     assert "site-packages" in str(path)
 
 
-def test_embedded_parts_are_assembled_and_verified(store):
-    """The real default model: six package parts joined into the cache, SHA-256 checked."""
+def test_embedded_parts_are_assembled_and_verified(tmp_path):
+    """The real default model: six package parts joined into a fresh cache, SHA-256 checked."""
+    store = ModelStore(tmp_path / "models")
     spec = store.registry.get(QWEN)
     dest = store.path_for(spec)
     seen = []

@@ -6,7 +6,9 @@ import gc
 import os
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -196,7 +198,100 @@ def bench_router(settings: Settings, model: str, say: Callable[[str], None]) -> 
     }
 
 
-SECTIONS: dict[str, Section] = {"engine": bench_engine, "router": bench_router}
+# Synthetic but varied memories for the 10k-store latency figure (deterministic).
+_RELATIONS = ["annesi", "babası", "kardeşi", "arkadaşı", "komşusu", "iş arkadaşı", "kuzeni", "teyzesi", "patronu", "öğretmeni"]
+_NAMES = ["Ayşe", "Mehmet", "Elif", "Can", "Zeynep", "Burak", "Deniz", "Selin", "Emre", "Ece", "Murat", "Aslı", "Kerem", "Derya"]
+_CITIES = ["İstanbul", "Ankara", "İzmir", "Bursa", "Antalya", "Trabzon", "Konya", "Eskişehir", "Mersin", "Kayseri", "Berlin", "Londra"]
+_THINGS = [
+    "satranç oynamayı", "bahçeyle uğraşmayı", "fotoğraf çekmeyi", "yüzmeyi", "kitap okumayı", "kamp yapmayı",
+    "yemek yapmayı", "bisiklete binmeyi", "resim yapmayı", "dağ yürüyüşünü", "balık tutmayı", "gitar çalmayı",
+]
+_EN = ["likes {t}", "moved to {c} in {y}", "works in {c}", "has a meeting on day {d}", "paid invoice #{n}"]
+_EN_THINGS = ["chess", "gardening", "photography", "swimming", "reading", "camping", "cooking", "cycling"]
+
+
+def synthetic_memories(n: int, seed: int = 7) -> list[str]:
+    """n distinct memory-like sentences in Turkish and English."""
+    import random
+
+    rng = random.Random(seed)
+    out: list[str] = []
+    seen: set[str] = set()
+    while len(out) < n:
+        r, name, city = rng.choice(_RELATIONS), rng.choice(_NAMES), rng.choice(_CITIES)
+        year, day, num = rng.randint(1990, 2026), rng.randint(1, 28), rng.randint(100, 99999)
+        kind = rng.random()
+        if kind < 0.4:
+            text = f"Kullanıcının {r} {name} {city}'da yaşıyor ve {rng.choice(_THINGS)} seviyor ({num})."
+        elif kind < 0.7:
+            text = f"Kullanıcı {day}.{rng.randint(1, 12)}.{year} tarihinde {city}'a gitti, {name} ile buluştu (not {num})."
+        else:
+            text = f"The user's {rng.choice(['friend', 'colleague', 'cousin', 'neighbour'])} {name} " + rng.choice(_EN).format(
+                t=rng.choice(_EN_THINGS), c=city, y=year, d=day, n=num
+            ) + "."
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+def bench_memory(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Search latency with `bench.memory_size` memories stored, add throughput, and retrieval recall@3."""
+    from evo_tr.memory.evaluate import evaluate_recall, load_pairs
+    from evo_tr.memory.store import MemoryStore, NewMemory
+    from evo_tr.router.dataset import load_examples, packaged_path
+
+    size = settings.bench.memory_size
+    bench_settings = settings.model_copy(
+        update={"memory": settings.memory.model_copy(update={"backend": "embedded", "collection": f"bench_{size}"})}
+    )
+    # The big store is kept between runs (building 10k memories takes minutes); it is rebuilt if incomplete.
+    store = MemoryStore(bench_settings, path=settings.home / "bench" / "memory")
+    build_s = None
+    if store.count() != size:
+        store.clear_all()
+        texts = synthetic_memories(size)
+        say(f"memory: building a {size}-memory store (once; kept under {settings.home / 'bench'})")
+        t0 = time.perf_counter()
+        store.add_many([NewMemory(t, "fact" if i % 3 else "conversation", source="bench") for i, t in enumerate(texts)], dedupe=False)
+        build_s = round(time.perf_counter() - t0, 1)
+
+    queries = [p.question for p in load_pairs()] + [e.text for e in load_examples(packaged_path())]
+    queries = queries[: settings.bench.memory_queries]
+    say(f"memory: {len(queries)} searches (query embedding + search, top_k 3) in {store.count()} memories")
+    store.search("ısınma", 3)
+    latencies = []
+    for q in queries:
+        t0 = time.perf_counter()
+        store.search(q, 3)
+        latencies.append(1000 * (time.perf_counter() - t0))
+
+    say("memory: add throughput (one memory per call, dedupe on, as in chat)")
+    add_settings = settings.model_copy(update={"memory": settings.memory.model_copy(update={"backend": "embedded", "collection": "bench_add"})})
+    with tempfile.TemporaryDirectory(prefix="evo-bench-add-") as tmp:
+        add_store = MemoryStore(add_settings, path=Path(tmp) / "chroma")
+        texts = synthetic_memories(ADD_RUNS, seed=11)
+        t0 = time.perf_counter()
+        for t in texts:
+            add_store.add_memory(t, source="bench")
+        add_per_s = ADD_RUNS / (time.perf_counter() - t0)
+
+    recall = evaluate_recall(settings, k=3, say=say)
+    return {
+        "memory_store_size": store.count(),
+        "memory_build_s": build_s,
+        "memory_search_ms_p50": round(p50(latencies), 2),
+        "memory_search_ms_p99": round(p99(latencies), 2),
+        "memory_add_per_s": round(add_per_s, 1),
+        "memory_recall_at_3": recall["recall_at_3"],
+        "memory_recall_pairs": recall["pairs"],
+        "memory_recall_distractors": recall["distractors"],
+    }
+
+
+ADD_RUNS = 100
+
+SECTIONS: dict[str, Section] = {"engine": bench_engine, "router": bench_router, "memory": bench_memory}
 
 
 def run_bench(settings: Settings, model: str, only: list[str] | None, say: Callable[[str], None]) -> dict[str, Any]:

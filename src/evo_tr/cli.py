@@ -366,15 +366,18 @@ def doctor(as_json: JsonOpt = False) -> None:
 def bench(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory.")] = None,
     runs: Annotated[Optional[int], typer.Option(help="Repetitions per figure (medians are reported).")] = None,
+    memory_size: Annotated[Optional[int], typer.Option(help="Memories in the store for the search-latency figure (default 10000).")] = None,
 ) -> None:
-    """Measure load time, TTFT, prompt and decode speed against raw llama.cpp in the same run."""
+    """Measure engine speed against raw llama.cpp in the same run, router quality/latency, memory search/recall."""
     from evo_tr.bench import SECTIONS, run_bench
 
     settings = _settings()
     if runs is not None:
         settings.bench.runs = runs
+    if memory_size is not None:
+        settings.bench.memory_size = memory_size
     for section in only or []:
         if section not in SECTIONS:
             raise EvoError(f"Unknown bench section '{section}'.", f"Choose from: {', '.join(SECTIONS)}.")

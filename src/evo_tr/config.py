@@ -119,7 +119,7 @@ class MemorySettings(BaseModel):
     lexical_weight: float = Field(0.02, ge=0.0, le=1.0, description="Weight of stem overlap with the query when re-ranking (hybrid search).")
     user_fact_bonus: float = Field(0.01, ge=0.0, le=1.0, description="Re-rank bonus for facts/preferences, penalty for old conversation snippets.")
     rag_max_tokens: int = Field(300, ge=0, description="Token budget of the memory block in a prompt.")
-    duplicate_similarity: float = Field(0.95, ge=0.0, le=1.0, description="Near-duplicates (same words up to case, punctuation, order) are merged above this similarity.")
+    max_query_chars: int = Field(500, ge=50, description="Longer search queries (pasted code, tracebacks) keep head and tail, bounding latency.")
     chunk_chars: int = Field(1000, ge=100, description="Long texts are stored in chunks of about this size.")
     max_text_chars: int = Field(64_000, ge=1000, description="Texts longer than this are refused (import files instead).")
     capture_facts: bool = Field(True, description="Store explicit statements ('Benim adım …', 'Remember that …') at once.")

@@ -22,7 +22,7 @@ from evo_tr.config import MemorySettings, Settings
 from evo_tr.embeddings import EMBEDDER_DIM, EMBEDDER_NAME, get_embedder
 from evo_tr.errors import EvoError
 from evo_tr.memory.types import MEMORY_TYPES, AddResult, Memory, MemoryHit, MemoryStats, utc_now
-from evo_tr.text import has_letters, normalize
+from evo_tr.text import clip_middle, has_letters, normalize
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ def _register_embedding_function() -> type:
 
 
 def text_hash(text: str) -> str:
-    """Exact-duplicate key: the Turkish-normalised text, so 'İzmir' and 'izmir ' collide."""
-    return hashlib.sha256(normalize(text).encode()).hexdigest()[:32]
+    """Exact-duplicate key: the Turkish-normalised words, so 'İzmir!' and 'izmir' collide."""
+    return hashlib.sha256(" ".join(_WORD.findall(normalize(text))).encode()).hexdigest()[:32]
 
 
 def word_set(text: str) -> frozenset[str]:
@@ -292,13 +292,23 @@ class MemoryStore:
         extra = dict(metadata or {})
         memory_type = _check_type(extra.pop("type", memory_type))
         pieces = chunk_text(text, self.cfg.chunk_chars)
-        doc_id = uuid.uuid4().hex[:16] if len(pieces) > 1 else ""
+        if len(pieces) == 1:
+            item = NewMemory(text, memory_type, source, session, turn, lang, extra)
+            result = self.add_many([item])[0]
+            return AddResult(result.id, result.merged, (result.id,))
+        # A long text is stored as ordered chunks of one document; the document as a whole is deduplicated.
+        doc_hash = text_hash(text)
+        found = self.collection.get(where={"doc_hash": doc_hash}, include=["metadatas"])
+        if found["ids"]:
+            ordered = sorted(zip(found["ids"], found["metadatas"]), key=lambda pair: pair[1].get("chunk", 0))
+            return AddResult(ordered[0][0], True, tuple(i for i, _ in ordered))
+        doc_id = uuid.uuid4().hex[:16]
         items = [
-            NewMemory(p, memory_type, source, session, turn, lang, {**extra, **({"doc_id": doc_id, "chunk": i, "chunks": len(pieces)} if doc_id else {})})
+            NewMemory(p, memory_type, source, session, turn, lang, {**extra, "doc_hash": doc_hash, "doc_id": doc_id, "chunk": i, "chunks": len(pieces)})
             for i, p in enumerate(pieces)
         ]
-        results = self.add_many(items)
-        return AddResult(results[0].id, all(r.merged for r in results), tuple(r.id for r in results))
+        results = self.add_many(items, dedupe=False)
+        return AddResult(results[0].id, False, tuple(r.id for r in results))
 
     def add_conversation(self, user: str, assistant: str, intent: str = "", *, session: str = "", turn: int = -1) -> AddResult:
         """One finished exchange, stored so later questions can recall what was discussed."""
@@ -371,13 +381,14 @@ class MemoryStore:
             out.setdefault((m.text_hash, m.type), m)
         return out
 
-    def _is_near(self, a: str, b: str, similarity: float) -> bool:
-        """Same words up to case, punctuation, spacing and order, and embeddings agree.
+    @staticmethod
+    def _is_near(a: str, b: str) -> bool:
+        """Same words up to case, punctuation, spacing and order (candidates come from the nearest vectors).
 
         A character ratio is not used: 'Benim adım Kaan' and 'Benim adım Ali' are close in characters
         but different facts, and must both be kept.
         """
-        return similarity >= self.cfg.duplicate_similarity and word_set(a) == word_set(b)
+        return word_set(a) == word_set(b)
 
     def _near_duplicates(self, texts: list[str], vecs: np.ndarray, items: Sequence[NewMemory]) -> list[Memory | None]:
         n = min(DUPLICATE_CANDIDATES, self.count())
@@ -386,7 +397,7 @@ class MemoryStore:
         for i, text in enumerate(texts):
             match = None
             for mid, doc, meta, dist in zip(res["ids"][i], res["documents"][i], res["metadatas"][i], res["distances"][i]):
-                if (meta or {}).get("type") == items[i].type and self._is_near(text, doc, 1.0 - dist):
+                if (meta or {}).get("type") == items[i].type and self._is_near(text, doc):
                     match = Memory.from_record(mid, doc, meta)
                     break
             out.append(match)
@@ -394,7 +405,7 @@ class MemoryStore:
 
     def _batch_duplicate(self, i: int, texts: list[str], vecs: np.ndarray, items: Sequence[NewMemory], new: list[tuple[int, Memory]]) -> Memory | None:
         for j, memory in new:
-            if items[j].type == items[i].type and self._is_near(texts[i], texts[j], float(vecs[i] @ vecs[j])):
+            if items[j].type == items[i].type and self._is_near(texts[i], texts[j]):
                 return memory
         return None
 
@@ -456,13 +467,10 @@ class MemoryStore:
             raise EvoError("Search query is empty.", "Give some words to search for.")
         if memory_type is not None:
             _check_type(memory_type)
-        total = self.count()
-        if total == 0:
-            return []
-        vec = self.embed(query) if vector is None else vector
-        res = self.collection.query(
+        vec = self.embed(clip_middle(query, self.cfg.max_query_chars)) if vector is None else vector
+        res = self.collection.query(  # Chroma returns fewer rows when the store is smaller: no count() round-trip
             query_embeddings=vec[None, :],
-            n_results=min(max(top_k * RERANK_FACTOR, RERANK_MIN), total),
+            n_results=max(top_k * RERANK_FACTOR, RERANK_MIN),
             where={"type": memory_type} if memory_type else None,
             include=["documents", "metadatas", "distances"],
         )
