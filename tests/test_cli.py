@@ -71,7 +71,8 @@ def test_chat_ctrl_c_stops_answer_and_returns_to_prompt(tmp_path):
 def test_doctor_json_reports_checks():
     out = run_json("doctor", "--json")
     names = {c["name"]: c for c in out["checks"]}
-    assert {"python", "ram", "disk", "backend:llama_cpp", "accelerator", f"model:{MODEL}"} <= names.keys()
+    assert {"python", "ram", "disk", "backend:llama_cpp", "accelerator", f"model:{MODEL}", "memory"} <= names.keys()
+    assert names["memory"]["status"] == "ok" and "embedded" in names["memory"]["detail"]
     assert names["backend:llama_cpp"]["status"] == "ok"
     assert names[f"model:{MODEL}"]["status"] == "ok"
     assert out["ok"] is True

@@ -110,9 +110,23 @@ def _model(settings: Settings, name: str) -> Check:
     return Check(f"model:{name}", "ok", f"present and hash-valid ({status.path}, {status.size:,} bytes)")
 
 
+def _memory(settings: Settings) -> Check:
+    """The long-term store opens with our embedder (or the server answers, for the http backend)."""
+    if not settings.memory.enabled:
+        return Check("memory", "warn", "disabled (memory.enabled = false)", "Set memory.enabled = true to recall and save memories.")
+    from evo_tr.memory.store import MemoryStore
+
+    try:
+        store = MemoryStore(settings)
+        return Check("memory", "ok", f"{store.count()} memories, {settings.memory.backend} ({store.location})")
+    except EvoError as exc:
+        return Check("memory", "fail", exc.message, exc.hint or "")
+
+
 def run_checks(settings: Settings) -> list[Check]:
     checks = [_python(), _ram(), _disk(settings)]
     checks += [_backend(m) for m in BACKENDS]
     checks.append(_accelerators())
     checks.append(_model(settings, settings.model))
+    checks.append(_memory(settings))
     return checks

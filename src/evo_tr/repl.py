@@ -158,6 +158,14 @@ class Repl:
         table.add_row("backend", engine.name)
         table.add_row("context", f"{self.session.history_tokens()} / {engine.n_ctx} tokens in history")
         table.add_row("messages", str(len(self.session.history)))
+        if self.session.memory is not None:
+            try:
+                stats = self.session.memory.store.get_stats()
+                table.add_row("memory", f"{stats.total} memories · {stats.backend} · session {self.session.session_id}")
+            except Exception as exc:  # status must work even when the store does not
+                table.add_row("memory", f"unavailable ({type(exc).__name__})")
+        else:
+            table.add_row("memory", "off")
         table.add_row("threads", f"{self.settings.engine.n_threads} decode / {self.settings.engine.n_threads_batch} prompt")
         last = self.session.last
         if last and last.completion.stats.decode_tok_s:
