@@ -86,14 +86,20 @@ def test_doctor_reports_missing_model_with_fix():
     assert check["status"] == "fail" and "evo models pull qwen2.5-3b-instruct" in check["fix"]
 
 
-def test_bench_json_has_engine_figures():
-    out = run_json("bench", "--json", "--runs", "1", env={"EVO_BENCH__DECODE_TOKENS": "16"}, timeout=600)
+def test_bench_json_has_every_section():
+    small = {"EVO_BENCH__DECODE_TOKENS": "16", "EVO_BENCH__MEMORY_SIZE": "300", "EVO_BENCH__MEMORY_QUERIES": "30"}
+    out = run_json("bench", "--json", "--runs", "1", env=small, timeout=600)
+    assert out["sections"] == ["engine", "router", "memory"]
     for key in ("load_s", "ttft_ms_p50", "decode_tok_s", "prompt_tok_s", "raw_ttft_ms_p50", "raw_decode_tok_s", "decode_vs_raw"):
         assert isinstance(out[key], (int, float)) and out[key] > 0, key
     assert out["model"] == MODEL
     assert out["router_accuracy"] >= 0.95 and out["router_macro_f1"] >= 0.95
     for key in ("router_latency_ms_p50", "router_latency_ms_p99", "router_rss_mb"):
         assert out[key] > 0, key
+    assert out["memory_store_size"] == 300
+    assert 0 < out["memory_search_ms_p50"] <= out["memory_search_ms_p99"]
+    assert out["memory_add_per_s"] > 0
+    assert out["memory_recall_at_3"] >= 0.9
 
 
 def test_bench_rejects_unknown_section():

@@ -167,21 +167,45 @@ class ImportReport:
 
 
 class WriterLock:
-    """Cross-process exclusive lock around writes: Chroma's embedded store supports one writer at a time."""
+    """Cross-process exclusive lock around writes, plus a generation counter that tells other processes.
+
+    Chroma's embedded store supports one writer at a time, and a process that opened it keeps its vector
+    index in memory: it sees other processes' rows in SQLite but not in its index until it reopens.
+    Each write bumps the generation; a reader that finds a newer one reopens before searching.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self.generation_path = path.with_name("generation") if path else None
+
+    def generation(self) -> int:
+        if self.generation_path is None:
+            return 0
+        try:
+            return int(self.generation_path.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _bump(self) -> int:
+        value = self.generation() + 1
+        tmp = self.generation_path.with_name(f"generation.{os.getpid()}")
+        tmp.write_text(str(value))
+        tmp.replace(self.generation_path)
+        return value
 
     @contextmanager
-    def hold(self) -> Iterator[None]:
+    def hold(self) -> Iterator[list[int]]:
+        """Yields a list that receives the new generation once the writes are done."""
+        out: list[int] = []
         if self.path is None:
-            yield
+            yield out
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield
+                yield out
+                out.append(self._bump())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -216,15 +240,18 @@ class MemoryStore:
         self.settings = settings
         self.cfg = settings.memory
         self.embedder = get_embedder()
-        ef_class = _register_embedding_function()
         self.path = path or settings.memory_dir / "chroma"
         self.client = client or self._connect()
         self.lock = WriterLock(self.path.parent / "writer.lock" if self.cfg.backend == "embedded" else None)
+        self._seen_generation = self.lock.generation()
+        self._open_collection()
+
+    def _open_collection(self) -> None:
         meta = {"embedder": self.embedder.info.name, "embedder_dim": self.embedder.info.dim, "embed_mode": EMBED_MODE, "app": "evo-tr"}
         try:
             self.collection = self.client.get_or_create_collection(
                 self.cfg.collection,
-                embedding_function=ef_class(self.embedder.info.name),
+                embedding_function=_register_embedding_function()(self.embedder.info.name),
                 metadata=meta,
                 configuration={"hnsw": {"space": "cosine"}},
             )
@@ -238,6 +265,31 @@ class MemoryStore:
                 f"not {self.embedder.info.name!r} ({EMBED_MODE}).",
                 "Export it with the old version and import it here, or set memory.collection to a new name.",
             )
+
+    def _sync(self) -> None:
+        """Reopen if another process wrote since we loaded the index (embedded backend only)."""
+        current = self.lock.generation()
+        if current == self._seen_generation:
+            return
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        log.debug("memory store changed in another process (generation %s → %s): reopening", self._seen_generation, current)
+        self.client.close()
+        # Other handles on the same path in this process would keep the stale system alive; drop it from
+        # Chroma's per-path cache so the next client loads the index from disk.
+        SharedSystemClient._identifier_to_system.pop(str(self.path), None)
+        self.client = self._connect()
+        self._open_collection()
+        self._seen_generation = current
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Exclusive across processes; the index is brought up to date first (near-duplicate checks query it)."""
+        with self.lock.hold() as generation:
+            self._sync()
+            yield
+        if generation:
+            self._seen_generation = generation[0]
 
     # -- connection --------------------------------------------------------------------
     def _fix_hint(self) -> str:
@@ -334,7 +386,7 @@ class MemoryStore:
         results: list[AddResult | None] = [None] * len(items)
         merges: dict[str, Memory] = {}
         new: list[tuple[int, Memory]] = []
-        with self.lock.hold():
+        with self._writing():
             existing = self._by_hash(hashes) if dedupe else {}
             near = self._near_duplicates(texts, vecs, items) if dedupe and self.count() else [None] * len(items)
             for i, (item, h) in enumerate(zip(items, hashes)):
@@ -414,7 +466,7 @@ class MemoryStore:
         for start in range(0, len(memories), ADD_BATCH):
             batch = memories[start : start + ADD_BATCH]
             vecs = self.embed([m.text for m in batch])
-            with self.lock.hold():
+            with self._writing():
                 self.collection.upsert(ids=[m.id for m in batch], documents=[m.text for m in batch], metadatas=[m.metadata() for m in batch], embeddings=vecs)
 
     def touch(self, ids: Sequence[str]) -> None:
@@ -422,7 +474,7 @@ class MemoryStore:
         if not ids:
             return
         now = utc_now()
-        with self.lock.hold():
+        with self._writing():
             found = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
             memories = [Memory.from_record(i, d, m) for i, d, m in zip(found["ids"], found["documents"], found["metadatas"])]
             for m in memories:
@@ -435,7 +487,7 @@ class MemoryStore:
         ids = [ids] if isinstance(ids, str) else list(ids)
         if not ids:
             return 0
-        with self.lock.hold():
+        with self._writing():
             present = self.collection.get(ids=ids, include=[])["ids"]
             if present:
                 self.collection.delete(ids=present)
@@ -443,7 +495,7 @@ class MemoryStore:
 
     def clear_all(self) -> int:
         """Delete every memory (the user's 'forget everything about me'); returns how many were removed."""
-        with self.lock.hold():
+        with self._writing():
             ids = self.collection.get(include=[])["ids"]
             for start in range(0, len(ids), 5000):
                 self.collection.delete(ids=ids[start : start + 5000])
@@ -468,6 +520,7 @@ class MemoryStore:
         if memory_type is not None:
             _check_type(memory_type)
         vec = self.embed(clip_middle(query, self.cfg.max_query_chars)) if vector is None else vector
+        self._sync()
         res = self.collection.query(  # Chroma returns fewer rows when the store is smaller: no count() round-trip
             query_embeddings=vec[None, :],
             n_results=max(top_k * RERANK_FACTOR, RERANK_MIN),
