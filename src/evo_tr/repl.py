@@ -116,7 +116,10 @@ class Repl:
         except KeyboardInterrupt:
             turn.completion.close()
             self.console.print("[yellow]⏹ interrupted[/yellow]")
-        self.session.finish(turn)
+        try:
+            self.session.finish(turn)
+        except KeyboardInterrupt:  # Ctrl-C while the turn was being saved: the chat goes on
+            self.console.print("[yellow]⏹ turn not saved to memory[/yellow]")
         for notice in turn.notices:
             self.console.print(f"[yellow]⚠ {notice}[/yellow]")
 
