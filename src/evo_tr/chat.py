@@ -42,6 +42,8 @@ class Turn:
     captured: list[Captured] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     intent: str = ""
+    expert: str = "base"
+    adapter: str | None = None
     answer: str = ""
 
     def __iter__(self) -> Iterator[str]:
@@ -65,6 +67,8 @@ class ChatSession:
     buffer: ContextBuffer | None = None
     router: RouterClassifier | None = None
     force_memory: tuple[str, ...] = ("memory_recall",)
+    experts: dict[str, str] = field(default_factory=dict)  # intent → expert
+    mode: str = "auto"  # "auto" (router decides), "base", or an expert name (/switch)
     session_id: str = field(default_factory=new_session_id)
     turns: int = 0
     last: Turn | None = None
@@ -88,8 +92,14 @@ class ChatSession:
         buffer = ContextBuffer(settings.memory.buffer_messages, settings.memory.buffer_tokens, engine.count_tokens)
         return cls(
             engine, config, system_prompt or settings.system_prompt, memory=memory, buffer=buffer, router=router,
-            force_memory=tuple(settings.router.force_memory),
+            force_memory=tuple(settings.router.force_memory), experts=dict(settings.router.experts),
         )
+
+    def expert_for(self, intent: str) -> tuple[str, str | None]:
+        """(expert, adapter to use): /switch wins over the router; an expert without an attached adapter runs on base."""
+        expert = self.experts.get(intent, "base") if self.mode == "auto" else self.mode
+        adapter = expert if expert in self.engine.adapters() else None
+        return expert, adapter
 
     def _intent(self, text: str) -> str:
         """The router's intent, or '' without a router (or if it fails: routing must never cost the answer)."""
@@ -112,9 +122,9 @@ class ChatSession:
         notices: list[str] = []
         captured: list[Captured] = []
         recall = Recall()
-        intent = ""
+        intent = self._intent(text)
+        expert, adapter = self.expert_for(intent)
         if self.memory is not None:
-            intent = self._intent(text)
             try:
                 captured = self.memory.observe(text, session=self.session_id, turn=self.turns)
                 room = self.engine.n_ctx - self.config.max_tokens - self.engine.count_messages([system, current]) - RAG_MARGIN_TOKENS
@@ -127,8 +137,8 @@ class ChatSession:
         fit = self.engine.fit([system, *self.history, current], reserve=self.config.max_tokens, context=context)
         if fit.dropped_context:
             recall = Recall(not_relevant=recall.not_relevant, over_budget=len(recall.hits))
-        completion = self.engine.chat_stream(fit.messages, self.config)
-        self.last = Turn(text, fit, completion, self.turns, recall, captured, notices, intent=intent)
+        completion = self.engine.chat_stream(fit.messages, self.config, adapter=adapter)
+        self.last = Turn(text, fit, completion, self.turns, recall, captured, notices, intent=intent, expert=expert, adapter=adapter)
         return self.last
 
     def finish(self, turn: Turn) -> None:

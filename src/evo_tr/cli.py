@@ -18,6 +18,8 @@ from rich.table import Table
 from evo_tr import __version__
 from evo_tr.config import Settings, config_file_path, describe_settings, load_settings
 from evo_tr.errors import EvoError
+from evo_tr.experts.commands import adapters_app
+from evo_tr.experts.commands import train as train_command
 from evo_tr.memory.commands import app as memory_app
 
 app = typer.Typer(
@@ -33,6 +35,8 @@ router_app = typer.Typer(help="Train, evaluate and query the intent router.", no
 app.add_typer(config_app, name="config")
 app.add_typer(router_app, name="router")
 app.add_typer(memory_app, name="memory")
+app.add_typer(adapters_app, name="adapters")
+app.command("train")(train_command)
 
 console = Console()
 err = Console(stderr=True)
@@ -83,9 +87,29 @@ def chat(model: ModelOpt = None, no_memory: NoMemoryOpt = False) -> None:
     settings = _settings()
     engine = _load_engine_with_progress(settings, model)
     memory = None if no_memory else _open_memory(settings, engine)
-    router = _load_router_quietly(settings) if memory else None
-    session = ChatSession.create(engine, generation_config(settings), settings, memory=memory, router=router)
+    _attach_adapters(settings, engine, model, quiet=False)
+    session = ChatSession.create(engine, generation_config(settings), settings, memory=memory, router=_load_router_quietly(settings))
     Repl(session, settings, console, model or settings.model).run()
+
+
+def _attach_adapters(settings: Settings, engine, model: str | None, quiet: bool) -> None:
+    """Every expert's active adapter, loaded next to the base; refusals are shown, never fatal."""
+    from evo_tr.experts import attach_active_adapters, base_info
+
+    try:
+        attached, notices = attach_active_adapters(engine, settings, base_info(settings, model))
+    except EvoError as exc:
+        attached, notices = [], [exc.message]
+    for notice in notices:
+        if not quiet:
+            err.print(f"[yellow]Adapter not loaded:[/yellow] {notice}")
+
+
+def _check_mode(mode: str, engine) -> str:
+    if mode not in ("auto", "base") and mode not in engine.adapters():
+        loaded = ", ".join(engine.adapters()) or "none"
+        raise EvoError(f"No adapter loaded for expert {mode!r} (loaded: {loaded}).", "Train it (`evo train EXPERT`) or use auto/base.")
+    return mode
 
 
 def _load_router_quietly(settings: Settings):
@@ -122,6 +146,7 @@ def ask(
     seed: Annotated[Optional[int], typer.Option(help="Random seed for reproducible answers.")] = None,
     system: Annotated[Optional[str], typer.Option(help="Override the system prompt.")] = None,
     no_memory: NoMemoryOpt = False,
+    expert: Annotated[Optional[str], typer.Option("--expert", help="Force an expert (tr_chat, python_coder) or 'base' instead of routing.")] = None,
 ) -> None:
     """Answer one question and exit (streams to stdout; --json for scripts)."""
     from evo_tr.chat import ChatSession
@@ -137,8 +162,10 @@ def ask(
     engine = _load_engine_with_progress(settings, model)
     config = generation_config(settings, max_tokens=max_tokens, temperature=temperature, seed=seed)
     memory = None if no_memory else _open_memory(settings, engine)
-    router = _load_router_quietly(settings) if memory else None
-    session = ChatSession.create(engine, config, settings, system_prompt=system, memory=memory, router=router)
+    _attach_adapters(settings, engine, model, quiet=as_json)
+    session = ChatSession.create(engine, config, settings, system_prompt=system, memory=memory, router=_load_router_quietly(settings))
+    if expert:
+        session.mode = _check_mode(expert, engine)
     turn = session.start(prompt.strip())
     if not as_json:
         for notice in _memory_notices(turn):
@@ -169,6 +196,8 @@ def ask(
                     "truncated_tokens": turn.fit.truncated_tokens,
                     "session": session.session_id,
                     "intent": turn.intent,
+                    "expert": turn.expert,
+                    "adapter": turn.adapter,
                     "memories": [h.as_dict() for h in turn.recall.hits],
                     "captured": [{"text": c.fact.text, "type": c.fact.type, **c.result.as_dict()} for c in turn.captured],
                     "notices": turn.notices,

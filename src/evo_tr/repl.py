@@ -45,6 +45,8 @@ class Repl:
                 Command("/remember", "/remember TEXT: store TEXT as a long-term fact", Repl._cmd_remember),
                 Command("/forget", "/forget QUERY-or-ID: show matching memories and delete them after you confirm", Repl._cmd_forget),
                 Command("/memory", "memory statistics and the most recent memories", Repl._cmd_memory),
+                Command("/adapters", "loaded LoRA experts and which one answers", Repl._cmd_adapters),
+                Command("/switch", "/switch EXPERT|base|auto: force an expert, the bare base model, or let the router pick", Repl._cmd_switch),
                 Command("/quit", "leave the chat (also /exit, Ctrl-D)", Repl._cmd_quit),
                 Command("/exit", "leave the chat", Repl._cmd_quit),
             )
@@ -136,7 +138,7 @@ class Repl:
         stats = turn.completion.stats
         if stats.decode_tok_s:
             self.console.print(
-                f"[dim]{stats.completion_tokens} tok · {stats.decode_tok_s:.1f} tok/s · "
+                f"[dim]{turn.adapter or 'base'} · {stats.completion_tokens} tok · {stats.decode_tok_s:.1f} tok/s · "
                 f"first token {1000 * (stats.ttft_s or 0):.0f} ms[/dim]"
             )
 
@@ -179,6 +181,26 @@ class Repl:
 
     def _cmd_quit(self, _: str) -> bool:
         return False
+
+    def _cmd_adapters(self, _: str) -> bool:
+        engine = self.session.engine
+        loaded = engine.adapters()
+        self.console.print(f"mode [bold]{self.session.mode}[/bold] · loaded adapters: {', '.join(loaded) or 'none'}")
+        table = Table(show_header=False, box=None)
+        for intent, expert in sorted(self.session.experts.items()):
+            table.add_row(intent, "→", expert, "[green]adapter[/green]" if expert in loaded else "[dim]base model[/dim]")
+        self.console.print(table)
+        return True
+
+    def _cmd_switch(self, arg: str) -> bool:
+        target = arg.strip() or "auto"
+        if target not in ("auto", "base") and target not in self.session.engine.adapters():
+            loaded = ", ".join(self.session.engine.adapters()) or "none"
+            self.console.print(f"[yellow]No adapter loaded for {target!r}.[/yellow] Loaded: {loaded}; or use base / auto.")
+            return True
+        self.session.mode = target
+        self.console.print(f"[dim]answers now come from: {target}[/dim]")
+        return True
 
     # -- memory commands ------------------------------------------------------------------
     def _memory_or_warn(self):

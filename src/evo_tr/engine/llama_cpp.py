@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import ctypes
 import logging
 import os
 import time
@@ -59,6 +60,10 @@ class LlamaCppEngine(Engine):
                 "The file may be truncated or not a supported GGUF; re-run `evo models pull`.",
             ) from exc
         self._llama_cpp = llama_cpp
+        self._adapters: dict[str, object] = {}  # name → llama_adapter_lora_p (freed with the model)
+        self._adapter_paths: dict[str, Path] = {}
+        self._active: str | None = None
+        self._states: dict[str | None, object] = {}  # per-expert KV snapshot, restored when switching back
         template = self.llm.metadata.get("tokenizer.chat_template") or GENERIC_CHATML
         self._formatter = Jinja2ChatFormatter(
             template=template,
@@ -88,9 +93,57 @@ class LlamaCppEngine(Engine):
         """Tokens of the rendered prompt, with BOS when the model wants one."""
         return self.llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True)
 
+    # -- LoRA adapters ----------------------------------------------------------------------
+    def attach_adapter(self, name: str, path: Path) -> None:
+        """Load a GGUF LoRA next to the base (a few ms); it is applied only to requests that ask for it."""
+        ptr = self._llama_cpp.llama_adapter_lora_init(self.llm._model.model, str(path).encode("utf-8"))
+        if not ptr:
+            raise ModelIntegrityError(
+                f"llama.cpp could not load adapter {name!r} from {path}.",
+                "It may be corrupt or made for another base model; re-export it or `evo adapters rollback`.",
+            )
+        if self._active == name:
+            self.use_adapter(None)
+        self._adapters[name] = ptr
+        self._adapter_paths[name] = Path(path)
+        self._states.pop(name, None)
+
+    def adapters(self) -> list[str]:
+        return sorted(self._adapters)
+
+    @property
+    def active_adapter(self) -> str | None:
+        return self._active
+
+    def use_adapter(self, name: str | None) -> None:
+        """Select the adapter for the next requests; KV entries computed under another adapter are never reused.
+
+        The outgoing expert's KV state is kept, so coming back to it does not re-evaluate its history.
+        """
+        if name == self._active:
+            return
+        if name is not None and name not in self._adapters:
+            raise EvoError(f"Adapter {name!r} is not attached to this engine.", "See `evo adapters list`.")
+        lib = self._llama_cpp
+        if self.llm.n_tokens:
+            self._states[self._active] = self.llm.save_state()
+        if name is None:
+            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
+        else:
+            ptrs = (lib.llama_adapter_lora_p_ctypes * 1)(self._adapters[name])
+            scales = (ctypes.c_float * 1)(1.0)
+            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, ptrs, 1, scales)
+        if rc != 0:
+            raise EvoError(f"llama.cpp refused to switch to adapter {name!r} (code {rc}).")
+        state = self._states.pop(name, None)
+        if state is not None:
+            self.llm.load_state(state)
+        else:
+            self.llm.reset()
+        self._active = name
+
     def chat_stream(self, messages: Sequence[Message], config: GenerationConfig, *, adapter: str | None = None) -> Completion:
-        if adapter is not None:
-            raise EvoError(f"Adapter '{adapter}' is not attached to this engine.", "See `evo adapters list`.")
+        self.use_adapter(adapter)
         tokens = self.prompt_tokens(messages)
         if len(tokens) + 1 > self.n_ctx:
             raise EvoError(
@@ -149,8 +202,20 @@ class LlamaCppEngine(Engine):
                 stats.finish_reason = "interrupted"
 
     def reset(self) -> None:
-        """Forget the cached prompt prefix, so the next request evaluates from scratch."""
+        """Forget the cached prompt prefixes (all experts), so the next request evaluates from scratch."""
         self.llm.reset()
+        self._states.clear()
+
+    def last_logits(self, messages: Sequence[Message], *, adapter: str | None = None):
+        """Next-token logits after the rendered prompt (numpy, vocab-sized): for numerical adapter checks."""
+        import numpy as np
+
+        self.use_adapter(adapter)
+        tokens = self.prompt_tokens(messages)
+        self.llm.reset()
+        self.llm.eval(tokens)
+        ptr = self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).copy()
 
     def close(self) -> None:
         self.llm.close()

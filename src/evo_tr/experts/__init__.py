@@ -1,0 +1,120 @@
+"""Experts: LoRA adapters on the one frozen base model — data, training, export, registry, attachment."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from evo_tr.config import Settings
+from evo_tr.errors import EvoError
+from evo_tr.experts.data import clean, dataset_hash, load_strict, packaged_dir, split
+from evo_tr.experts.registry import AdapterRegistry, AdapterVersion, check_base
+from evo_tr.models.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+EXPERTS = ("tr_chat", "python_coder")
+
+
+def adapters_dir(settings: Settings) -> Path:
+    return settings.home / "adapters"
+
+
+def registry(settings: Settings) -> AdapterRegistry:
+    return AdapterRegistry(adapters_dir(settings))
+
+
+@dataclass(frozen=True)
+class BaseModelInfo:
+    name: str
+    path: Path
+    sha256: str
+
+
+def base_info(settings: Settings, model: str | None = None) -> BaseModelInfo:
+    """The served base model: its GGUF path (provisioned if embedded) and pinned SHA-256."""
+    store = ModelStore(settings.models_dir)
+    name = model or settings.model
+    spec = store.registry.get(name)
+    path = store.pull(name) if spec.source.kind == "embedded" and not store.path_for(spec).is_file() else store.ensure(name)
+    return BaseModelInfo(name, path, spec.sha256 or "")
+
+
+def staging_dir(settings: Settings, expert: str, model: str) -> Path:
+    """Stable per (expert, model) so `--resume` finds the last run's checkpoints."""
+    return adapters_dir(settings) / expert / f".train-{model}"
+
+
+def run_training(
+    settings: Settings,
+    expert: str,
+    *,
+    data: Path | None = None,
+    config_path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    resume: bool = False,
+    model: str | None = None,
+    activate: bool = True,
+    say: Callable[[str], None] = lambda _: None,
+    on_step: Callable[[dict[str, Any]], None] = lambda _: None,
+) -> AdapterVersion:
+    """Data → clean → split → LoRA training → PEFT save → GGUF export → registered adapter version."""
+    from evo_tr.experts.export import export_gguf
+    from evo_tr.experts.train import load_torch_base, load_train_config, save_adapter, train_lora
+
+    cfg = load_train_config(expert, config_path, overrides)
+    source = data or packaged_dir(expert)
+    examples = load_strict(source)
+    cleaned, report = clean(examples)
+    train_set, valid_set = split(cleaned)
+    say(f"{expert}: {len(examples)} examples, {report.kept} after cleaning, {len(train_set)} train / {len(valid_set)} valid")
+    base = base_info(settings, model)
+    torch_model, tokenizer = load_torch_base(settings, base.name, base.path, base.sha256, say)
+    staging = staging_dir(settings, expert, base.name)
+    if not resume:
+        shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    peft_model, result = train_lora(
+        torch_model, tokenizer, train_set, valid_set, cfg, staging, system_prompt=settings.system_prompt, resume=resume, on_step=on_step,
+    )
+    save_adapter(peft_model, staging / "peft", base.name)
+    export_gguf(staging / "peft", base.path, staging / "adapter.gguf")
+    shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+    meta = {
+        "expert": expert,
+        "base": {"name": base.name, "sha256": base.sha256, "file": base.path.name},
+        "dataset": {
+            "source": str(source), "sha256": dataset_hash(cleaned), "examples": len(examples), "train": len(train_set),
+            "valid": len(valid_set), "cleaning": report.as_dict(),
+        },
+        "config": cfg.model_dump(),
+        "metrics": result.as_dict(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "evo " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name in ("evo", "__main__.py") else None,
+    }
+    return registry(settings).register(expert, staging, meta, activate=activate)
+
+
+def attach_active_adapters(engine, settings: Settings, base: BaseModelInfo) -> tuple[list[AdapterVersion], list[str]]:
+    """Load every expert's active adapter into the engine; mismatched or broken ones are refused with a notice."""
+    reg = registry(settings)
+    attached, notices = [], []
+    for expert in reg.experts():
+        try:
+            version = reg.active(expert)
+            if version is None:
+                continue
+            check_base(version, base.name, base.sha256)
+            engine.attach_adapter(expert, version.gguf)
+            attached.append(version)
+        except EvoError as exc:
+            notices.append(f"{expert}: {exc.message}")
+            log.warning("adapter %s not attached: %s", expert, exc.message)
+    return attached, notices

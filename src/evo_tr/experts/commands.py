@@ -1,0 +1,126 @@
+"""`evo train EXPERT` and `evo adapters …`: train LoRA experts and manage their versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from evo_tr.config import load_settings
+
+adapters_app = typer.Typer(help="List, activate, roll back and remove LoRA adapter versions.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")]
+
+
+def train(
+    expert: Annotated[str, typer.Argument(help="Expert to train, e.g. tr_chat or python_coder.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe (default: the packaged configs/lora_EXPERT.yaml).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Chat-JSONL/Alpaca file or folder (default: the packaged dataset).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model (default: settings.model).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override epochs.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Override the learning rate.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after N optimizer steps (smoke runs).")] = None,
+    max_seq: Annotated[Optional[int], typer.Option(help="Override the token limit per example.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last epoch checkpoint of the previous run.")] = False,
+    no_activate: Annotated[bool, typer.Option("--no-activate", help="Register the new version without making it active.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a LoRA expert on the served base model; saves adapters/EXPERT/vN (PEFT + GGUF + metadata)."""
+    from evo_tr.experts import run_training
+
+    settings = load_settings()
+    overrides = {"epochs": epochs, "lr": lr, "max_steps": max_steps, "max_seq": max_seq}
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=as_json,
+    )
+    task = None
+
+    def on_step(info: dict) -> None:
+        nonlocal task
+        if task is None:
+            task = progress.add_task(f"train {expert}", total=info["total"], status="")
+        status = f"loss {info['loss']:.3f}" + (f" · valid {info['valid_loss']:.3f}" if "valid_loss" in info else "") + f" · epoch {info['epoch']}"
+        progress.update(task, completed=info["step"], status=status)
+
+    with progress:
+        version = run_training(
+            settings, expert, data=data, config_path=config, overrides=overrides, resume=resume, model=model,
+            activate=not no_activate, say=lambda m: err.print(f"[dim]{m}[/dim]"), on_step=on_step,
+        )
+    if as_json:
+        print(json.dumps(version.as_dict(), ensure_ascii=False))
+        return
+    m = version.meta["metrics"]
+    console.print(
+        f"[green]{expert} {version.tag}[/green] saved to {version.path} · {m['steps']} steps · "
+        f"loss {m['train_loss_first']} → {m['train_loss_last']} · valid {m['valid_loss_before']} → "
+        f"{m['valid_losses'][-1][1] if m['valid_losses'] else '-'} · peak RSS {m['peak_rss_mb']:.0f} MB"
+        + (" · active" if not no_activate else "")
+    )
+
+
+@adapters_app.command("list")
+def adapters_list(as_json: JsonOpt = False) -> None:
+    """Every expert's versions, which one is active, and what they were trained on."""
+    from evo_tr.experts import registry
+
+    reg = registry(load_settings())
+    rows = []
+    for expert in reg.experts():
+        active = reg.active(expert)
+        versions = ([reg.packaged(expert)] if reg.packaged(expert) else []) + reg.versions(expert)
+        for v in versions:
+            rows.append({**v.as_dict(), "active": active is not None and active.path == v.path})
+    if as_json:
+        print(json.dumps({"adapters": rows}, ensure_ascii=False))
+        return
+    if not rows:
+        console.print("No adapters yet. Train one with `evo train tr_chat`.")
+        return
+    table = Table()
+    for col in ("expert", "version", "active", "base", "examples", "valid loss", "created"):
+        table.add_column(col)
+    for r in rows:
+        losses = r.get("metrics", {}).get("valid_losses") or []
+        table.add_row(
+            r["expert"], r["version"] + (" (packaged)" if r["packaged"] else ""), "●" if r["active"] else "",
+            r.get("base", {}).get("name", "?"), str(r.get("dataset", {}).get("examples", "?")),
+            f"{losses[-1][1]:.3f}" if losses else "-", (r.get("created_at") or "")[:16],
+        )
+    console.print(table)
+
+
+@adapters_app.command("activate")
+def adapters_activate(expert: str, version: Annotated[str, typer.Argument(help="vN, v0 for the packaged one, or none.")]) -> None:
+    """Make VERSION the one `evo chat` loads for EXPERT."""
+    from evo_tr.experts import registry
+
+    target = registry(load_settings()).activate(expert, version)
+    console.print(f"{expert}: {'no adapter (base model)' if target is None else target.tag} active.")
+
+
+@adapters_app.command("rollback")
+def adapters_rollback(expert: str) -> None:
+    """Go back to the version that was active before the current one."""
+    from evo_tr.experts import registry
+
+    target = registry(load_settings()).rollback(expert)
+    console.print(f"{expert}: back to {'the base model' if target is None else target.tag}.")
+
+
+@adapters_app.command("remove")
+def adapters_remove(expert: str, version: str) -> None:
+    """Delete an inactive version."""
+    from evo_tr.experts import registry
+
+    registry(load_settings()).remove(expert, version)
+    console.print(f"Removed {expert} {version}.")

@@ -1,0 +1,159 @@
+"""Adapter registry: adapters/EXPERT/vN/{peft/, adapter.gguf, metadata.json} and an `active` pointer per expert."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from evo_tr.errors import EvoError
+
+GGUF_NAME = "adapter.gguf"
+PEFT_DIR = "peft"
+META_NAME = "metadata.json"
+ACTIVE_NAME = "active"
+HISTORY_NAME = "history"
+
+
+@dataclass(frozen=True)
+class AdapterVersion:
+    expert: str
+    version: int
+    path: Path
+    meta: dict[str, Any]
+    packaged: bool = False
+
+    @property
+    def tag(self) -> str:
+        return f"v{self.version}"
+
+    @property
+    def gguf(self) -> Path:
+        return self.path / GGUF_NAME
+
+    @property
+    def base_sha256(self) -> str:
+        return self.meta.get("base", {}).get("sha256", "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"expert": self.expert, "version": self.tag, "path": str(self.path), "packaged": self.packaged, **self.meta}
+
+
+def packaged_root() -> Path:
+    return Path(str(resources.files("evo_tr") / "data" / "adapters"))
+
+
+class AdapterRegistry:
+    """User adapters under `root`; adapters shipped in the package are the fallback version of an expert."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _expert_dir(self, expert: str) -> Path:
+        if not expert or "/" in expert or expert.startswith("."):
+            raise EvoError(f"Invalid expert name {expert!r}.")
+        return self.root / expert
+
+    def versions(self, expert: str) -> list[AdapterVersion]:
+        out = []
+        for folder in sorted(self._expert_dir(expert).glob("v*")):
+            if folder.name[1:].isdigit() and (folder / META_NAME).is_file():
+                out.append(AdapterVersion(expert, int(folder.name[1:]), folder, json.loads((folder / META_NAME).read_text())))
+        return sorted(out, key=lambda v: v.version)
+
+    def packaged(self, expert: str) -> AdapterVersion | None:
+        folder = packaged_root() / expert
+        if (folder / META_NAME).is_file() and (folder / GGUF_NAME).is_file():
+            return AdapterVersion(expert, 0, folder, json.loads((folder / META_NAME).read_text()), packaged=True)
+        return None
+
+    def experts(self) -> list[str]:
+        names = {p.name for p in self.root.glob("*") if p.is_dir()} if self.root.is_dir() else set()
+        names |= {p.name for p in packaged_root().glob("*") if (p / META_NAME).is_file()} if packaged_root().is_dir() else set()
+        return sorted(names)
+
+    def get(self, expert: str, version: str | int) -> AdapterVersion:
+        number = int(str(version).lstrip("v")) if str(version).lstrip("v").isdigit() else None
+        if number == 0 and self.packaged(expert):
+            return self.packaged(expert)
+        for v in self.versions(expert):
+            if v.version == number:
+                return v
+        known = ", ".join(v.tag for v in self.versions(expert)) or "none"
+        raise EvoError(f"No adapter {expert} {version}.", f"Known versions of {expert}: {known} (`evo adapters list`).")
+
+    def active(self, expert: str) -> AdapterVersion | None:
+        """The version in use: the `active` pointer, else the packaged adapter, else none."""
+        pointer = self._expert_dir(expert) / ACTIVE_NAME
+        if pointer.is_file():
+            tag = pointer.read_text().strip()
+            if tag == "none":
+                return None
+            return self.get(expert, tag)
+        return self.packaged(expert)
+
+    def next_dir(self, expert: str) -> Path:
+        existing = self.versions(expert)
+        number = (existing[-1].version + 1) if existing else 1
+        return self._expert_dir(expert) / f"v{number}"
+
+    def register(self, expert: str, staging: Path, meta: dict[str, Any], *, activate: bool = True) -> AdapterVersion:
+        """Move a finished staging folder (peft/ + adapter.gguf) into the next version, atomically."""
+        folder = self.next_dir(expert)
+        (staging / META_NAME).write_text(json.dumps({**meta, "version": folder.name}, indent=2, ensure_ascii=False))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging.replace(folder)
+        version = self.get(expert, folder.name)
+        if activate:
+            self.activate(expert, version.tag)
+        return version
+
+    def _write_pointer(self, expert: str, tag: str) -> None:
+        folder = self._expert_dir(expert)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (ACTIVE_NAME + ".partial")
+        tmp.write_text(tag)
+        tmp.replace(folder / ACTIVE_NAME)
+        with open(folder / HISTORY_NAME, "a") as fh:
+            fh.write(tag + "\n")
+
+    def activate(self, expert: str, version: str) -> AdapterVersion | None:
+        if version == "none":
+            self._write_pointer(expert, "none")
+            return None
+        target = self.get(expert, version)
+        self._write_pointer(expert, target.tag)
+        return target
+
+    def rollback(self, expert: str) -> AdapterVersion | None:
+        """Back to the version active before the current one (the pointer history remembers)."""
+        history_file = self._expert_dir(expert) / HISTORY_NAME
+        history = history_file.read_text().split() if history_file.is_file() else []
+        if len(history) < 2:
+            raise EvoError(f"No earlier version of {expert} to roll back to.", "See `evo adapters list`.")
+        previous = history[-2]
+        history_file.write_text("\n".join(history[:-2]) + ("\n" if history[:-2] else ""))
+        return self.activate(expert, previous)
+
+    def remove(self, expert: str, version: str) -> None:
+        target = self.get(expert, version)
+        if target.packaged:
+            raise EvoError("Packaged adapters cannot be removed.", f"Use `evo adapters activate {expert} none` to stop using it.")
+        current = self.active(expert)
+        if current is not None and current.path == target.path:
+            raise EvoError(f"{expert} {target.tag} is active.", f"Activate another version first (`evo adapters activate {expert} vN|none`).")
+        shutil.rmtree(target.path)
+
+
+def check_base(version: AdapterVersion, base_name: str, base_sha256: str) -> None:
+    """Refuse an adapter trained on another base: its weights would silently produce garbage."""
+    if version.base_sha256 != base_sha256:
+        trained = version.meta.get("base", {}).get("name", "?")
+        raise EvoError(
+            f"Adapter {version.expert} {version.tag} was trained on {trained} (sha256 {version.base_sha256[:12]}…), "
+            f"not on the loaded {base_name} ({base_sha256[:12]}…).",
+            f"Use the model it was trained on, or train {version.expert} for this model (`evo train {version.expert}`).",
+        )
