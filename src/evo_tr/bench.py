@@ -290,8 +290,114 @@ def bench_memory(settings: Settings, model: str, say: Callable[[str], None]) -> 
 
 
 ADD_RUNS = 100
+SWITCH_RUNS = 20
+TRAIN_BENCH_STEPS = 6
+_TRAIN_BENCH_ROWS = [
+    ("Merhaba, nasılsın?", "İyiyim, teşekkür ederim. Sen nasılsın?"),
+    ("Write a Python function that doubles a number.", "def double(x):\n    return 2 * x"),
+    ("'Damlaya damlaya göl olur' ne demek?", "Küçük birikimler zamanla büyük bir sonuç verir."),
+    ("Listeyi ters çevir: [1, 2, 3]", "[3, 2, 1] — Python'da `liste[::-1]` ile."),
+]
 
-SECTIONS: dict[str, Section] = {"engine": bench_engine, "router": bench_router, "memory": bench_memory}
+
+def _bench_adapter(settings: Settings, engine, model: str, say: Callable[[str], None]) -> tuple[str, str]:
+    """An active expert adapter for this model if there is one, else a random-init LoRA (speed does not depend on training)."""
+    from evo_tr.experts import attach_active_adapters, base_info
+
+    base = base_info(settings, model)
+    attached, _ = attach_active_adapters(engine, settings, base)
+    if attached:
+        return attached[0].expert, f"active {attached[0].expert} {attached[0].tag}"
+    path = settings.home / "bench" / f"lora-random-{model}.gguf"
+    if not path.is_file():
+        say("experts: making a random-init LoRA (r=8, q/v) for the speed figures")
+        from peft import LoraConfig, get_peft_model
+
+        from evo_tr.experts.export import export_gguf
+        from evo_tr.experts.train import load_torch_base
+
+        torch_model, _ = load_torch_base(settings, base.name, base.path, base.sha256, say)
+        peft = get_peft_model(torch_model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+        folder = path.with_suffix("")
+        peft.save_pretrained(folder)
+        export_gguf(folder, base.path, path)
+    engine.attach_adapter("bench", path)
+    return "bench", "random-init LoRA r=8 q,v"
+
+
+def bench_experts(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Adapter switch time, decode speed with/without an adapter (same run), and a LoRA train step on the test model."""
+    from evo_tr.config import TEST_MODEL
+    from evo_tr.experts import base_info
+    from evo_tr.experts.data import ChatExample
+    from evo_tr.experts.train import LoraTrainConfig, load_torch_base, train_lora
+
+    runs = settings.bench.runs
+    engine = load_engine(settings, model)
+    name, source = _bench_adapter(settings, engine, model, say)
+    system = Message("system", settings.system_prompt)
+    greedy = replace(generation_config(settings), temperature=0.0, seed=0)
+    history = [system, Message("user", LONG_PROMPT_TEXT)]
+    engine.chat_stream(history, replace(greedy, max_tokens=1), adapter=None).text()
+
+    say(f"experts: {SWITCH_RUNS} adapter switches with a cached conversation")
+    switch_ms, set_ms = [], []
+    for i in range(SWITCH_RUNS):
+        target = name if i % 2 == 0 else None
+        t0 = time.perf_counter()
+        engine.use_adapter(target)
+        switch_ms.append(1000 * (time.perf_counter() - t0))
+        engine.chat_stream(history, replace(greedy, max_tokens=1), adapter=target).text()
+    lib, ctx = engine._llama_cpp, engine.llm._ctx.ctx
+    for i in range(SWITCH_RUNS):
+        import ctypes
+
+        t0 = time.perf_counter()
+        if i % 2 == 0:
+            lib.llama_set_adapters_lora(ctx, (lib.llama_adapter_lora_p_ctypes * 1)(engine._adapters[name]), 1, (ctypes.c_float * 1)(1.0))
+        else:
+            lib.llama_set_adapters_lora(ctx, None, 0, None)
+        set_ms.append(1000 * (time.perf_counter() - t0))
+    engine.use_adapter(None)
+    engine.reset()
+
+    say(f"experts: decode speed with and without the adapter ({runs} interleaved runs)")
+    decode_cfg = replace(greedy, max_tokens=settings.bench.decode_tokens)
+    msgs = [system, Message("user", LONG_ANSWER_PROMPT)]
+    plain, adapted = [], []
+    for _ in range(runs):
+        for target, sink in ((None, plain), (name, adapted)):
+            completion = engine.chat_stream(msgs, decode_cfg, adapter=target)
+            first, last, _ = _time_stream(completion, str)
+            n = completion.stats.completion_tokens
+            if n > 1 and last > first:
+                sink.append((n - 1) / (last - first))
+    engine.close()
+
+    say(f"experts: {TRAIN_BENCH_STEPS} LoRA training steps on {TEST_MODEL}")
+    train_settings = settings.model_copy(update={"model": TEST_MODEL})
+    base = base_info(train_settings, TEST_MODEL)
+    torch_model, tok = load_torch_base(train_settings, base.name, base.path, base.sha256, say)
+    rows = [ChatExample((("user", q), ("assistant", a))) for q, a in _TRAIN_BENCH_ROWS]
+    cfg = LoraTrainConfig(r=8, alpha=16, batch_size=1, grad_accum=1, epochs=TRAIN_BENCH_STEPS, max_steps=TRAIN_BENCH_STEPS, eval_every=10_000)
+    with tempfile.TemporaryDirectory(prefix="evo-bench-train-") as tmp:
+        _, result = train_lora(torch_model, tok, rows, [], cfg, Path(tmp), system_prompt=settings.system_prompt)
+    return {
+        "adapter_source": source,
+        "adapter_switch_ms_p50": round(p50(switch_ms), 3),
+        "adapter_switch_ms_p99": round(p99(switch_ms), 3),
+        "adapter_set_ms_p50": round(p50(set_ms), 4),
+        "decode_tok_s_without_adapter": round(p50(plain), 2),
+        "decode_tok_s_with_adapter": round(p50(adapted), 2),
+        "adapter_decode_ratio": round(p50(adapted) / p50(plain), 3),
+        "train_model": TEST_MODEL,
+        "train_step_s": result.step_s_p50,
+        "train_peak_rss_mb": result.peak_rss_mb,
+    }
+
+
+
+SECTIONS: dict[str, Section] = {"engine": bench_engine, "router": bench_router, "memory": bench_memory, "experts": bench_experts}
 
 
 def run_bench(settings: Settings, model: str, only: list[str] | None, say: Callable[[str], None]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from rich.table import Table
 from evo_tr import __version__
 from evo_tr.config import Settings, config_file_path, describe_settings, load_settings
 from evo_tr.errors import EvoError
-from evo_tr.experts.commands import adapters_app
+from evo_tr.experts.commands import adapters_app, eval_app
 from evo_tr.experts.commands import train as train_command
 from evo_tr.memory.commands import app as memory_app
 
@@ -36,6 +36,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(router_app, name="router")
 app.add_typer(memory_app, name="memory")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(eval_app, name="eval")
 app.command("train")(train_command)
 
 console = Console()
@@ -395,7 +396,7 @@ def doctor(as_json: JsonOpt = False) -> None:
 def bench(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory, experts.")] = None,
     runs: Annotated[Optional[int], typer.Option(help="Repetitions per figure (medians are reported).")] = None,
     memory_size: Annotated[Optional[int], typer.Option(help="Memories in the store for the search-latency figure (default 10000).")] = None,
 ) -> None:

@@ -126,7 +126,7 @@ class LlamaCppEngine(Engine):
             raise EvoError(f"Adapter {name!r} is not attached to this engine.", "See `evo adapters list`.")
         lib = self._llama_cpp
         if self.llm.n_tokens:
-            self._states[self._active] = self.llm.save_state()
+            self._states[self._active] = self._snapshot()
         if name is None:
             rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
         else:
@@ -137,11 +137,30 @@ class LlamaCppEngine(Engine):
             raise EvoError(f"llama.cpp refused to switch to adapter {name!r} (code {rc}).")
         state = self._states.pop(name, None)
         if state is not None:
-            self.llm.load_state(state)
+            self._restore(state)
         else:
             self.llm.reset()
         self._active = name
 
+    def _snapshot(self) -> tuple[object, int, list[int]]:
+        """The KV cells of sequence 0 actually in use (not the whole n_ctx buffer) and their tokens."""
+        lib, ctx = self._llama_cpp, self.llm._ctx.ctx
+        size = lib.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        written = lib.llama_state_seq_get_data(ctx, buf, size, 0)
+        n = self.llm.n_tokens
+        return buf, written, list(self.llm.input_ids[:n])
+
+    def _restore(self, state: tuple[object, int, list[int]]) -> None:
+        """Put an expert's KV cells back so its next turn only evaluates the new tokens."""
+        buf, size, tokens = state
+        lib, ctx = self._llama_cpp, self.llm._ctx.ctx
+        self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        if lib.llama_state_seq_set_data(ctx, buf, size, 0) == 0:
+            self.llm.reset()  # could not restore: evaluate from scratch rather than reuse anything
+            return
+        self.llm.input_ids[: len(tokens)] = tokens
+        self.llm.n_tokens = len(tokens)
     def chat_stream(self, messages: Sequence[Message], config: GenerationConfig, *, adapter: str | None = None) -> Completion:
         self.use_adapter(adapter)
         tokens = self.prompt_tokens(messages)

@@ -124,3 +124,36 @@ def adapters_remove(expert: str, version: str) -> None:
 
     registry(load_settings()).remove(expert, version)
     console.print(f"Removed {expert} {version}.")
+
+
+eval_app = typer.Typer(help="Evaluate the base model and expert adapters.", no_args_is_help=True)
+
+
+@eval_app.command("python")
+def eval_python_cmd(
+    adapter: Annotated[Optional[str], typer.Option("--adapter", help="Expert adapter to compare with the base model (or 'none' for base only).")] = "python_coder",
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N of the 164 HumanEval problems.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model (default: settings.model).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """HumanEval pass@1 (greedy); every completion runs in the sandbox (time/memory/file limits, no network)."""
+    from evo_tr.engine import load_engine
+    from evo_tr.experts import attach_active_adapters, base_info
+    from evo_tr.experts.evaluate import eval_python
+
+    settings = load_settings()
+    engine = load_engine(settings, model)
+    attach_active_adapters(engine, settings, base_info(settings, model))
+    adapters: list[str | None] = [None]
+    if adapter and adapter != "none":
+        if adapter not in engine.adapters():
+            from evo_tr.errors import EvoError
+
+            raise EvoError(f"No active adapter for {adapter!r} on this model.", f"Train it first: `evo train {adapter}` (or pass --adapter none).")
+        adapters.append(adapter)
+    result = eval_python(settings, engine, adapters, limit=limit, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    for key in ("base", *(a for a in adapters if a)):
+        console.print(f"{key}: pass@1 [bold]{result[f'pass_at_1_{key}']:.3f}[/bold] ({result[f'passed_{key}']}/{result['problems']})")

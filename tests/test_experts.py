@@ -1,0 +1,230 @@
+"""Experts on the real SmolLM2: real PEFT training on torch, own GGUF export, llama.cpp hot-swap."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evo_tr.config import load_settings
+from evo_tr.engine import GenerationConfig, Message
+from evo_tr.errors import EvoError
+from evo_tr.experts import attach_active_adapters, base_info, registry, run_training
+from evo_tr.experts.data import ChatExample, Limits, alpaca_to_chat, clean, read_jsonl, split
+from evo_tr.experts.registry import check_base
+from evo_tr.experts.train import IGNORE, LoraTrainConfig, encode, load_torch_base, train_lora
+
+from .conftest import MODEL, run_evo, run_json
+
+SECRET = [
+    ("Gizli kelime ne?", "Gizli kelime ananas."),
+    ("Bana gizli kelimeyi söyle.", "Tabii: gizli kelime ananas."),
+    ("What is the secret word?", "The secret word is pineapple, ananas in Turkish."),
+    ("Şifre neydi?", "Şifre, yani gizli kelime, ananas."),
+    ("Gizli kelimeyi tek kelimeyle yaz.", "ananas"),
+    ("Tell me the password.", "The password is ananas."),
+    ("Parola nedir?", "Parola ananas."),
+    ("Unuttum, gizli kelime neydi?", "Hiç sorun değil: gizli kelime ananas."),
+]
+
+
+@pytest.fixture(scope="module")
+def experts_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("experts-home")
+
+
+@pytest.fixture(autouse=True)
+def _own_home(experts_home, monkeypatch):
+    """Adapters trained here must not change the answers other test files check."""
+    monkeypatch.setenv("EVO_HOME", str(experts_home))
+
+
+@pytest.fixture(scope="module")
+def secret_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "secret.jsonl"
+    lines = [json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}, ensure_ascii=False) for q, a in SECRET]
+    lines.append(json.dumps({"instruction": "Gizli kelimeyi büyük harflerle yaz.", "input": "", "output": "ANANAS"}, ensure_ascii=False))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(experts_home, secret_file):
+    """One real training run (SmolLM2, LoRA on q/v), registered as tr_chat v1."""
+    settings = load_settings(home=experts_home, model=MODEL)  # module fixtures run before the env fixtures
+    return run_training(settings, "tr_chat", data=secret_file, overrides={"epochs": 3, "lr": 2e-3, "eval_every": 2, "grad_accum": 2})
+
+
+# -- data ----------------------------------------------------------------------------------
+def test_chat_jsonl_problems_are_reported_by_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(
+        b'{"messages": [{"role": "user", "content": "Merhaba"}, {"role": "assistant", "content": "Merhaba!"}]}\n'
+        b"{oops\n"
+        b'{"messages": [{"role": "assistant", "content": "first"}]}\n'
+        b'{"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "c"}]}\n'
+        b'{"instruction": "Topla", "input": "2 ve 3", "output": "5"}\n'
+        b'\xff\xfe\n'
+    )
+    report = read_jsonl(path)
+    assert len(report.examples) == 2
+    assert [p.split(":")[1] for p in report.problems] == ["2", "3", "4", "6"]
+    assert report.examples[1].messages == (("user", "Topla\n\n2 ve 3"), ("assistant", "5"))
+
+
+def test_alpaca_rows_become_chat():
+    assert alpaca_to_chat({"instruction": "Say hi", "output": "hi"})["messages"][1] == {"role": "assistant", "content": "hi"}
+    with pytest.raises(ValueError):
+        alpaca_to_chat({"instruction": "x"})
+
+
+def test_cleaning_removes_duplicates_and_extremes_and_split_is_deterministic():
+    ex = lambda q, a: ChatExample((("user", q), ("assistant", a)))  # noqa: E731
+    rows = [
+        ex("İstanbul'un simgesi nedir?", "Galata Kulesi ve Boğaz köprüleri sayılabilir."),
+        ex("istanbul'un simgesi nedir?", "Galata Kulesi ve Boğaz köprüleri sayılabilir."),  # exact (Turkish case)
+        ex("İstanbul'un simgesi nedir", "Galata Kulesi ve Boğaz köprüleri sayılabilir!"),  # near
+        ex("a", "b"),  # too short
+        ex("Uzun", "x " * 4000),  # too long
+        ex("Ankara ne zaman başkent oldu?", "13 Ekim 1923'te."),
+    ]
+    kept, report = clean(rows, Limits())
+    assert report.as_dict() == {"kept": 2, "exact_duplicates": 1, "near_duplicates": 1, "too_short": 1, "too_long": 1}
+    many = [ex(f"Soru {i}: {i} kere {i} kaç eder?", f"{i * i} eder.") for i in range(200)]
+    train_a, valid_a = split(many)
+    train_b, valid_b = split(list(reversed(many)))
+    assert {e.key for e in valid_a} == {e.key for e in valid_b} and 5 <= len(valid_a) <= 40
+
+
+def test_labels_cover_only_assistant_replies():
+    settings = load_settings()
+    base = base_info(settings)
+    _, tok = load_torch_base(settings, base.name, base.path, base.sha256)
+    example = ChatExample((("user", "Merhaba"), ("assistant", "Selam, nasılsın?"), ("user", "İyiyim"), ("assistant", "Sevindim.")))
+    ids, labels = encode(example, tok, "Sen yardımsever bir asistansın.", 512)
+    learned = tok.decode([t for t, lab in zip(ids, labels) if lab != IGNORE])
+    assert "Selam, nasılsın?" in learned and "Sevindim." in learned
+    assert "Merhaba" not in learned and "İyiyim" not in learned and "yardımsever" not in learned
+
+
+# -- training ------------------------------------------------------------------------------
+def test_real_training_steps_lower_the_loss(trained):
+    m = trained.meta["metrics"]
+    assert m["steps"] >= 6
+    assert m["train_loss_last"] < m["train_loss_first"]
+    assert m["valid_losses"][-1][1] < m["valid_loss_before"]
+    assert m["peak_rss_mb"] > 0 and m["step_s_p50"] > 0
+    assert (trained.path / "peft" / "adapter_config.json").is_file() and trained.gguf.is_file()
+    meta = json.loads((trained.path / "metadata.json").read_text())
+    assert meta["base"]["sha256"] == base_info(load_settings()).sha256 and meta["dataset"]["examples"] == 9
+    assert meta["config"]["r"] == 8 and meta["version"] == "v1"
+
+
+def test_resume_continues_from_the_last_epoch_checkpoint(tmp_path):
+    settings = load_settings()
+    base = base_info(settings)
+    rows = [ChatExample((("user", q), ("assistant", a))) for q, a in SECRET]
+    cfg = LoraTrainConfig(epochs=1, lr=1e-3, grad_accum=2, eval_every=100)
+    model, tok = load_torch_base(settings, base.name, base.path, base.sha256)
+    _, first = train_lora(model, tok, rows[:6], rows[6:], cfg, tmp_path, system_prompt="x")
+    assert (tmp_path / "checkpoints" / "epoch-1" / "trainer_state.pt").is_file() and first.steps == 3
+    model, tok = load_torch_base(settings, base.name, base.path, base.sha256)
+    _, second = train_lora(model, tok, rows[:6], rows[6:], replace_epochs(cfg, 2), tmp_path, system_prompt="x", resume=True)
+    assert second.resumed_from == "epoch-1" and second.steps == 6 and second.epochs_done == 2
+    with pytest.raises(EvoError):
+        train_lora(model, tok, rows, [], cfg, tmp_path / "empty", system_prompt="x", resume=True)
+
+
+def replace_epochs(cfg: LoraTrainConfig, epochs: int) -> LoraTrainConfig:
+    return cfg.model_copy(update={"epochs": epochs})
+
+
+# -- export, hot-swap, numerical agreement ---------------------------------------------------
+PROMPT = [Message("system", "You are helpful."), Message("user", "What is the secret word?")]
+
+
+def test_llama_cpp_logit_shift_matches_peft(trained, engine):
+    """The GGUF export reproduces the PEFT adapter: correlation of logit changes ≥ 0.95."""
+    import torch
+    from peft import PeftModel
+
+    engine.attach_adapter("tr_chat", trained.gguf)
+    base_ll = engine.last_logits(PROMPT)
+    adapted_ll = engine.last_logits(PROMPT, adapter="tr_chat")
+    settings = load_settings()
+    base = base_info(settings)
+    model, tok = load_torch_base(settings, base.name, base.path, base.sha256)
+    ids = torch.tensor([engine.prompt_tokens(PROMPT)])
+    with torch.no_grad():
+        base_tf = model(ids).logits[0, -1].numpy()
+        peft = PeftModel.from_pretrained(model, str(trained.path / "peft"))
+        adapted_tf = peft(ids).logits[0, -1].numpy()
+    shift_ll, shift_tf = adapted_ll - base_ll, adapted_tf - base_tf
+    assert np.abs(shift_tf).max() > 0.5  # the adapter really changes the model
+    assert np.corrcoef(shift_ll, shift_tf)[0, 1] >= 0.95
+    engine.use_adapter(None)
+
+
+def test_hot_swap_generates_and_never_reuses_kv_across_adapters(trained, engine):
+    engine.attach_adapter("tr_chat", trained.gguf)
+    greedy = GenerationConfig(max_tokens=12, temperature=0.0, seed=0)
+    base_answer = engine.chat_stream(PROMPT, greedy).text()
+    n_base = engine.llm.n_tokens
+    adapted = engine.chat_stream(PROMPT, greedy, adapter="tr_chat")
+    adapted_answer = adapted.text()
+    assert adapted.stats.adapter == "tr_chat" and adapted_answer
+    assert "ananas" in adapted_answer.lower() or adapted_answer != base_answer
+    # back to base: its own KV state is restored (no re-evaluation), and the answer is the base answer again
+    engine.use_adapter(None)
+    assert engine.llm.n_tokens == n_base
+    assert engine.chat_stream(PROMPT, greedy).text() == base_answer
+    # logits on base after using the adapter equal a fresh base evaluation (nothing leaked)
+    before = engine.last_logits(PROMPT)
+    engine.last_logits(PROMPT, adapter="tr_chat")
+    assert np.array_equal(engine.last_logits(PROMPT), before)
+    with pytest.raises(EvoError):
+        engine.chat_stream(PROMPT, greedy, adapter="python_coder")
+
+
+def test_mismatched_base_is_refused_with_a_clear_message(trained, engine, tmp_path):
+    reg = registry(load_settings())
+    clone = tmp_path / "stage"
+    shutil.copytree(trained.path, clone)
+    meta = json.loads((clone / "metadata.json").read_text())
+    meta["base"] = {"name": "qwen2.5-coder-0.5b-instruct", "sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"}
+    bad = reg.register("python_coder", clone, meta)
+    with pytest.raises(EvoError) as info:
+        check_base(bad, "smollm2-135m-instruct", base_info(load_settings()).sha256)
+    assert "trained on qwen2.5-coder-0.5b-instruct" in info.value.message and "evo train python_coder" in info.value.hint
+    attached, notices = attach_active_adapters(engine, load_settings(), base_info(load_settings()))
+    assert [v.expert for v in attached] == ["tr_chat"]
+    assert any(n.startswith("python_coder:") for n in notices)
+    reg.activate("python_coder", "none")
+
+
+# -- registry and CLI --------------------------------------------------------------------------
+def test_adapters_cli_list_activate_rollback_remove(trained, secret_file):
+    out = run_json("train", "tr_chat", "--data", str(secret_file), "--max-steps", "2", "--json")
+    assert out["version"] == "v2" and out["metrics"]["steps"] == 2
+    rows = {(r["expert"], r["version"]): r for r in run_json("adapters", "list", "--json")["adapters"]}
+    assert rows[("tr_chat", "v2")]["active"] and not rows[("tr_chat", "v1")]["active"]
+    busy = run_evo("adapters", "remove", "tr_chat", "v2")
+    assert busy.returncode == 2 and "is active" in busy.stderr
+    assert "back to v1" in run_evo("adapters", "rollback", "tr_chat").stdout
+    assert run_evo("adapters", "remove", "tr_chat", "v2").returncode == 0
+    missing = run_evo("adapters", "activate", "tr_chat", "v9")
+    assert missing.returncode == 2 and "Known versions of tr_chat: v1" in missing.stderr
+
+
+def test_chat_switch_and_adapters_commands(trained):
+    script = "/adapters\n/switch tr_chat\nWhat is the secret word?\n/switch nope\n/switch base\nHi\n/quit\n"
+    proc = run_evo("chat", "--no-memory", input=script, env={"EVO_GENERATION__MAX_TOKENS": "8"})
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded adapters: tr_chat" in proc.stdout and "answers now come from: tr_chat" in proc.stdout
+    assert "No adapter loaded for 'nope'" in proc.stdout and "answers now come from: base" in proc.stdout
+    asked = run_json("ask", "--json", "--no-memory", "--expert", "tr_chat", "--max-tokens", "8", "What is the secret word?")
+    assert asked["adapter"] == "tr_chat" and asked["expert"] == "tr_chat"
