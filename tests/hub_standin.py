@@ -48,6 +48,8 @@ class StandinHub:
 
             def _lookup(self) -> HubFile | None:
                 parts = self.path.split("?")[0].strip("/").split("/")
+                if parts and parts[0] in ("datasets", "spaces"):  # /datasets/OWNER/NAME/resolve/REV/FILE
+                    parts = parts[1:]
                 if len(parts) < 5 or parts[2] != "resolve":
                     return None
                 return hub.files.get(f"{parts[0]}/{parts[1]}/{'/'.join(parts[4:])}")

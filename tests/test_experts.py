@@ -228,3 +228,51 @@ def test_chat_switch_and_adapters_commands(trained):
     assert "No adapter loaded for 'nope'" in proc.stdout and "answers now come from: base" in proc.stdout
     asked = run_json("ask", "--json", "--no-memory", "--expert", "tr_chat", "--max-tokens", "8", "What is the secret word?")
     assert asked["adapter"] == "tr_chat" and asked["expert"] == "tr_chat"
+
+
+# -- evaluation and data import ------------------------------------------------------------------
+def test_eval_turkish_reports_perplexity_and_word_validity_for_base_and_adapter(trained):
+    out = run_json("eval", "turkish", "--limit", "3", "--json", timeout=600)
+    assert out["examples"] == 3 and out["adapter"] == "tr_chat"
+    assert out["perplexity_base"] > 1 and out["perplexity_adapter"] > 1 and out["perplexity_adapter"] != out["perplexity_base"]
+    assert 0 <= out["word_validity_base"] <= 1 and out["words_base"] > 0 and out["words_adapter"] > 0
+
+
+def test_heldout_turkish_set_is_not_in_the_training_data():
+    from evo_tr.experts.data import load_dir, packaged_dir
+    from evo_tr.experts.evaluate import heldout_path
+
+    heldout = {e.messages[0][1] for e in read_jsonl(heldout_path()).examples}
+    training = {e.messages[0][1] for e in load_dir(packaged_dir("tr_chat")).examples}
+    assert len(heldout) >= 30 and not heldout & training
+
+
+def test_data_import_from_a_hub_standin(tmp_path):
+    from tests.hub_standin import StandinHub
+
+    rows = [
+        {"inputs": "Türkiye'nin başkenti neresidir?", "targets": "Ankara.", "language": "Turkish"},
+        {"inputs": "What is the capital of France?", "targets": "Paris.", "language": "English"},
+        {"inputs": "Merhaba nasılsın?", "targets": "İyiyim, teşekkürler.", "language": "Turkish"},
+        {"inputs": "Merhaba nasılsın?", "targets": "İyiyim, teşekkürler.", "language": "Turkish"},
+        {"inputs": "", "targets": "boş soru", "language": "Turkish"},
+    ]
+    src = tmp_path / "train.jsonl"
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    hub = StandinHub(token="hf_secret").start()
+    hub.add("CohereForAI/aya_dataset", "train.jsonl", src)
+    try:
+        denied = run_evo("data", "import", "hf:CohereForAI/aya_dataset/train.jsonl", env={"HF_ENDPOINT": hub.url})
+        assert denied.returncode == 2 and "401" in denied.stderr
+        out = run_json(
+            "data", "import", "hf:CohereForAI/aya_dataset/train.jsonl", "--language", "Turkish", "--json",
+            env={"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_secret"},
+        )
+    finally:
+        hub.stop()
+    assert any("/datasets/CohereForAI/aya_dataset/resolve/" in path for _, path, _ in hub.requests)
+    assert (out["rows"], out["kept_language"], out["converted"], out["written"], out["skipped_count"]) == (5, 4, 3, 2, 1)
+    written = read_jsonl(Path(out["output"]))
+    assert written.problems == [] and written.examples[0].messages == (("user", "Türkiye'nin başkenti neresidir?"), ("assistant", "Ankara."))
+    bad = run_evo("data", "import", "CohereForAI/aya_dataset")
+    assert bad.returncode == 2 and "hf:OWNER/NAME/FILE" in bad.stderr

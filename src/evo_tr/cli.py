@@ -18,7 +18,7 @@ from rich.table import Table
 from evo_tr import __version__
 from evo_tr.config import Settings, config_file_path, describe_settings, load_settings
 from evo_tr.errors import EvoError
-from evo_tr.experts.commands import adapters_app, eval_app
+from evo_tr.experts.commands import adapters_app, data_app, eval_app
 from evo_tr.experts.commands import train as train_command
 from evo_tr.memory.commands import app as memory_app
 
@@ -37,6 +37,7 @@ app.add_typer(router_app, name="router")
 app.add_typer(memory_app, name="memory")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(eval_app, name="eval")
+app.add_typer(data_app, name="data")
 app.command("train")(train_command)
 
 console = Console()

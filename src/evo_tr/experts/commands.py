@@ -157,3 +157,71 @@ def eval_python_cmd(
         return
     for key in ("base", *(a for a in adapters if a)):
         console.print(f"{key}: pass@1 [bold]{result[f'pass_at_1_{key}']:.3f}[/bold] ({result[f'passed_{key}']}/{result['problems']})")
+
+
+@eval_app.command("turkish")
+def eval_turkish_cmd(
+    adapter: Annotated[Optional[str], typer.Option("--adapter", help="Expert adapter to compare with the base model (or 'none').")] = "tr_chat",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model (default: settings.model).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N held-out examples.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Held-out Turkish set: perplexity of reference answers and word-validity of generated answers, base vs adapter."""
+    from evo_tr.engine import load_engine
+    from evo_tr.errors import EvoError
+    from evo_tr.experts import attach_active_adapters, base_info, registry
+    from evo_tr.experts.evaluate import eval_turkish
+
+    settings = load_settings()
+    engine = load_engine(settings, model)
+    attached, _ = attach_active_adapters(engine, settings, base_info(settings, model))
+    peft_dir = None
+    if adapter and adapter != "none":
+        version = next((v for v in attached if v.expert == adapter), None)
+        if version is None:
+            raise EvoError(f"No active adapter for {adapter!r} on this model.", f"Train it first: `evo train {adapter}` (or pass --adapter none).")
+        peft_dir = version.path / "peft"
+    else:
+        adapter = None
+    result = eval_turkish(settings, engine, adapter, peft_dir, limit=limit, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    console.print(f"perplexity: base {result['perplexity_base']}" + (f" · {adapter} {result['perplexity_adapter']}" if adapter else ""))
+    console.print(f"word validity: base {result['word_validity_base']:.3f}" + (f" · {adapter} {result['word_validity_adapter']:.3f}" if adapter else ""))
+
+
+data_app = typer.Typer(help="Import training data for the experts.", no_args_is_help=True)
+
+
+@data_app.command("import")
+def data_import(
+    ref: Annotated[str, typer.Argument(help="hf:OWNER/NAME/FILE (.jsonl, .json, or .parquet with pyarrow), e.g. hf:CohereForAI/aya_dataset/train.jsonl")],
+    expert: Annotated[str, typer.Option("--expert", "-e", help="Which expert the data is for.")] = "tr_chat",
+    fmt: Annotated[str, typer.Option("--format", help="auto, aya (inputs/targets), alpaca (instruction/input/output) or chat (messages).")] = "auto",
+    language: Annotated[Optional[str], typer.Option("--language", help="Keep only rows whose 'language' field matches (Aya: Turkish).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Keep at most N examples.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download a Hugging Face dataset file (resumable; HF_TOKEN/HF_ENDPOINT honoured), convert and clean it."""
+    import os
+
+    from dotenv import load_dotenv
+
+    from evo_tr.experts.importer import import_hf_dataset
+
+    load_dotenv(Path.cwd() / ".env")
+    result = import_hf_dataset(
+        load_settings(), ref, expert, fmt=fmt, language=language, limit=limit,
+        token=os.environ.get("HF_TOKEN"), endpoint=os.environ.get("HF_ENDPOINT"),
+    )
+    if as_json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+    console.print(
+        f"{result.rows} rows · {result.kept_language} in language · {result.converted} converted · "
+        f"[bold]{result.written}[/bold] written to {result.output}"
+    )
+    for line in result.skipped[:5]:
+        err.print(f"[yellow]skipped[/yellow] {line}")
+    console.print(f"Train with it: evo train {expert} --data {result.output.parent}")

@@ -70,3 +70,66 @@ def eval_python(
         out[f"seconds_{key}"] = round(r["seconds"], 1)
         out[f"failures_{key}"] = r["failures"]
     return out
+
+
+# -- Turkish: perplexity of held-out reference answers, word validity of generated answers -----------
+TURKISH_GEN_TOKENS = 96
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def heldout_path():
+    from importlib import resources
+    from pathlib import Path
+
+    return Path(str(resources.files("evo_tr") / "data" / "eval" / "turkish_heldout.jsonl"))
+
+
+def word_validity(texts: list[str]) -> tuple[float, int]:
+    """Share of words a Turkish word list (wordfreq, offline) knows; Turkish-aware lower-casing."""
+    from wordfreq import zipf_frequency
+
+    from evo_tr.text import turkish_lower
+
+    words = [turkish_lower(w) for t in texts for w in _WORD.findall(t)]
+    if not words:
+        return 0.0, 0
+    return sum(zipf_frequency(w, "tr") > 0 for w in words) / len(words), len(words)
+
+
+def eval_turkish(
+    settings: Settings, engine, adapter: str | None, peft_dir=None, *, limit: int | None = None, say: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Base vs adapter on the held-out Turkish set: reference-answer perplexity (torch+PEFT) and word validity (llama.cpp)."""
+    import math
+
+    from evo_tr.experts import base_info
+    from evo_tr.experts.data import read_jsonl
+    from evo_tr.experts.train import encode, evaluate_loss, load_torch_base
+
+    examples = read_jsonl(heldout_path()).examples[:limit]
+    base = base_info(settings, getattr(engine, "model_name", None))
+    say(f"turkish eval: perplexity of {len(examples)} held-out answers")
+    model, tok = load_torch_base(settings, base.name, base.path, base.sha256, say)
+    items = [e for e in (encode(x, tok, settings.system_prompt, 1024) for x in examples) if e]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    out: dict[str, Any] = {"benchmark": "turkish_heldout", "examples": len(examples), "model": base.name}
+    out["perplexity_base"] = round(math.exp(evaluate_loss(model, items, pad)), 3)
+    if adapter and peft_dir is not None:
+        from peft import PeftModel
+
+        peft = PeftModel.from_pretrained(model, str(peft_dir))
+        out["perplexity_adapter"] = round(math.exp(evaluate_loss(peft, items, pad)), 3)
+    config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=TURKISH_GEN_TOKENS)
+    for key, target in (("base", None), ("adapter", adapter)):
+        if key == "adapter" and not adapter:
+            continue
+        say(f"turkish eval: generating {len(examples)} answers ({key})")
+        answers = []
+        for ex in examples:
+            messages = [Message("system", settings.system_prompt), *(Message(r, c) for r, c in ex.messages[:-1])]
+            answers.append(engine.chat_stream(messages, config, adapter=target).text())
+        rate, n = word_validity(answers)
+        out[f"word_validity_{key}"] = round(rate, 4)
+        out[f"words_{key}"] = n
+    out["adapter"] = adapter
+    return out

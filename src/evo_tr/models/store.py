@@ -221,62 +221,7 @@ class ModelStore:
         self._write_stamp(dest, actual)
 
     def _download(self, spec: ModelSpec, source: HubSource, dest: Path, token: str | None, endpoint: str | None, progress: Progress | None = None) -> None:
-        """Resumable Hub download: bytes go to `<file>.partial`, a re-run continues with an HTTP Range request."""
-        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-        from huggingface_hub import get_hf_file_metadata, hf_hub_url
-        from huggingface_hub.errors import HfHubHTTPError
-        from huggingface_hub.utils import build_hf_headers, get_session
-
-        try:  # huggingface_hub >= 1.x ships its own httpx fork
-            import httpx2 as httpx
-        except ImportError:  # pragma: no cover - older huggingface_hub
-            import httpx
-
-        url = hf_hub_url(source.repo_id, spec.filename, revision=source.revision, endpoint=endpoint)
-        where = f"{source.repo_id}/{spec.filename}"
-        try:
-            meta = get_hf_file_metadata(url, token=token or False, endpoint=endpoint)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            partial = dest.with_name(dest.name + ".partial")
-            have = partial.stat().st_size if partial.is_file() else 0
-            if meta.size is not None and have > meta.size:
-                partial.unlink()
-                have = 0
-            headers = build_hf_headers(token=token or False)
-            if have:
-                headers["Range"] = f"bytes={have}-"
-            with get_session().stream("GET", meta.location, headers=headers, follow_redirects=True, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-                if resp.status_code in (401, 403, 404):
-                    raise DownloadError(f"Hub download of {where} failed (HTTP {resp.status_code}).", _http_hint(resp.status_code))
-                resp.raise_for_status()
-                if have and resp.status_code == 200:  # server ignored Range: start over
-                    have = 0
-                if progress and have:
-                    progress(have)
-                with partial.open("ab" if have else "wb") as out:
-                    for chunk in resp.iter_bytes(HASH_CHUNK):
-                        out.write(chunk)
-                        if progress:
-                            progress(len(chunk))
-        except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            raise DownloadError(f"Hub download of {where} failed (HTTP {status}).", _http_hint(status)) from exc
-        except (httpx.HTTPError, OSError) as exc:
-            raise DownloadError(
-                f"Could not download {where}: {exc}",
-                "Check your internet connection (or HF_ENDPOINT) and run the same pull again: it resumes.",
-            ) from exc
-        size = partial.stat().st_size
-        if meta.size is not None and size != meta.size:
-            raise DownloadError(f"Download of {where} stopped at {size:,} of {meta.size:,} bytes.", "Run the same pull again: it resumes.")
-        etag = (meta.etag or "").strip('"').lower()
-        if SHA256_RE.match(etag):
-            actual = sha256_file(partial)
-            if actual != etag:
-                partial.unlink()
-                raise ModelIntegrityError(f"Downloaded {where} does not match the Hub's SHA-256.", "Run the pull again.")
-            dest.with_suffix(".sha256").write_text(etag, encoding="utf-8")
-        os.replace(partial, dest)
+        download_hub_file(source.repo_id, spec.filename, dest, revision=source.revision, token=token, endpoint=endpoint, progress=progress)
 
     def register_hub(self, ref: str, name: str | None = None, revision: str = "main") -> ModelSpec:
         """Register `hf:OWNER/REPO/FILE.gguf` as a user model so `pull` can fetch it."""
@@ -313,3 +258,72 @@ class ModelStore:
         self.registry.save_user(spec)
         self._write_stamp(path, spec.sha256)  # type: ignore[arg-type]
         return spec
+
+
+def download_hub_file(
+    repo_id: str,
+    filename: str,
+    dest: Path,
+    *,
+    repo_type: str = "model",
+    revision: str = "main",
+    token: str | None = None,
+    endpoint: str | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Resumable Hub download: bytes go to `<file>.partial`, a re-run continues with an HTTP Range request."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import build_hf_headers, get_session
+
+    try:  # huggingface_hub >= 1.x ships its own httpx fork
+        import httpx2 as httpx
+    except ImportError:  # pragma: no cover - older huggingface_hub
+        import httpx
+
+    url = hf_hub_url(repo_id, filename, repo_type=None if repo_type == "model" else repo_type, revision=revision, endpoint=endpoint)
+    where = f"{repo_id}/{filename}"
+    try:
+        meta = get_hf_file_metadata(url, token=token or False, endpoint=endpoint)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(dest.name + ".partial")
+        have = partial.stat().st_size if partial.is_file() else 0
+        if meta.size is not None and have > meta.size:
+            partial.unlink()
+            have = 0
+        headers = build_hf_headers(token=token or False)
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        with get_session().stream("GET", meta.location, headers=headers, follow_redirects=True, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+            if resp.status_code in (401, 403, 404):
+                raise DownloadError(f"Hub download of {where} failed (HTTP {resp.status_code}).", _http_hint(resp.status_code))
+            resp.raise_for_status()
+            if have and resp.status_code == 200:  # server ignored Range: start over
+                have = 0
+            if progress and have:
+                progress(have)
+            with partial.open("ab" if have else "wb") as out:
+                for chunk in resp.iter_bytes(HASH_CHUNK):
+                    out.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        raise DownloadError(f"Hub download of {where} failed (HTTP {status}).", _http_hint(status)) from exc
+    except (httpx.HTTPError, OSError) as exc:
+        raise DownloadError(
+            f"Could not download {where}: {exc}",
+            "Check your internet connection (or HF_ENDPOINT) and run the same pull again: it resumes.",
+        ) from exc
+    size = partial.stat().st_size
+    if meta.size is not None and size != meta.size:
+        raise DownloadError(f"Download of {where} stopped at {size:,} of {meta.size:,} bytes.", "Run the same pull again: it resumes.")
+    etag = (meta.etag or "").strip('"').lower()
+    if SHA256_RE.match(etag):
+        actual = sha256_file(partial)
+        if actual != etag:
+            partial.unlink()
+            raise ModelIntegrityError(f"Downloaded {where} does not match the Hub's SHA-256.", "Run the pull again.")
+        dest.with_suffix(".sha256").write_text(etag, encoding="utf-8")
+    os.replace(partial, dest)
