@@ -276,3 +276,18 @@ def test_data_import_from_a_hub_standin(tmp_path):
     assert written.problems == [] and written.examples[0].messages == (("user", "Türkiye'nin başkenti neresidir?"), ("assistant", "Ankara."))
     bad = run_evo("data", "import", "CohereForAI/aya_dataset")
     assert bad.returncode == 2 and "hf:OWNER/NAME/FILE" in bad.stderr
+
+
+def test_shipped_tr_chat_adapter_serves_only_its_own_base(engine, tmp_path):
+    """The package ships tr_chat trained on the default Qwen base; other models run without it, silently."""
+    from evo_tr.config import DEFAULT_MODEL
+    from evo_tr.experts.registry import AdapterRegistry
+
+    reg = AdapterRegistry(tmp_path / "adapters")  # a fresh user dir: only packaged adapters exist
+    shipped = reg.active("tr_chat")
+    assert shipped is not None and shipped.packaged and shipped.gguf.is_file()
+    assert shipped.meta["base"]["name"] == DEFAULT_MODEL and shipped.meta["command"].startswith("evo train tr_chat")
+    assert shipped.meta["metrics"]["valid_losses"][-1][1] < shipped.meta["metrics"]["valid_loss_before"]
+    settings = load_settings(home=tmp_path, model=MODEL)
+    attached, notices = attach_active_adapters(engine, settings, base_info(settings))
+    assert attached == [] and notices == []

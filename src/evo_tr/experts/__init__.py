@@ -111,6 +111,8 @@ def attach_active_adapters(engine, settings: Settings, base: BaseModelInfo) -> t
             version = reg.active(expert)
             if version is None:
                 continue
+            if version.packaged and version.base_sha256 != base.sha256:
+                continue  # shipped adapters serve the base they were trained for; other models just run without them
             check_base(version, base.name, base.sha256)
             engine.attach_adapter(expert, version.gguf)
             attached.append(version)
