@@ -348,16 +348,11 @@ def bench_experts(settings: Settings, model: str, say: Callable[[str], None]) ->
         engine.use_adapter(target)
         switch_ms.append(1000 * (time.perf_counter() - t0))
         engine.chat_stream(history, replace(greedy, max_tokens=1), adapter=target).text()
-    lib, ctx = engine._llama_cpp, engine.llm._ctx.ctx
     for i in range(SWITCH_RUNS):
-        import ctypes
-
         t0 = time.perf_counter()
-        if i % 2 == 0:
-            lib.llama_set_adapters_lora(ctx, (lib.llama_adapter_lora_p_ctypes * 1)(engine._adapters[name]), 1, (ctypes.c_float * 1)(1.0))
-        else:
-            lib.llama_set_adapters_lora(ctx, None, 0, None)
+        engine.set_lora(name if i % 2 == 0 else None)
         set_ms.append(1000 * (time.perf_counter() - t0))
+    engine.set_lora(engine.active_adapter)  # back in step with use_adapter's bookkeeping
     engine.use_adapter(None)
     engine.reset()
 

@@ -21,12 +21,7 @@ def load_engine(settings: Settings, model: str | None = None, progress: Progress
     from evo_tr.engine.llama_cpp import LlamaCppEngine
 
     name = model or settings.model
-    store = ModelStore(settings.models_dir)
-    spec = store.registry.get(name)
-    if spec.source.kind == "embedded" and not store.path_for(spec).is_file():
-        path = store.pull(name, progress)
-    else:
-        path = store.ensure(name, progress)
+    path = ModelStore(settings.models_dir).provision(name, progress)
     cfg = settings.engine
     return LlamaCppEngine(
         path,

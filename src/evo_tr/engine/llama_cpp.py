@@ -124,23 +124,26 @@ class LlamaCppEngine(Engine):
             return
         if name is not None and name not in self._adapters:
             raise EvoError(f"Adapter {name!r} is not attached to this engine.", "See `evo adapters list`.")
-        lib = self._llama_cpp
         if self.llm.n_tokens:
             self._states[self._active] = self._snapshot()
-        if name is None:
-            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
-        else:
-            ptrs = (lib.llama_adapter_lora_p_ctypes * 1)(self._adapters[name])
-            scales = (ctypes.c_float * 1)(1.0)
-            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, ptrs, 1, scales)
-        if rc != 0:
-            raise EvoError(f"llama.cpp refused to switch to adapter {name!r} (code {rc}).")
+        self.set_lora(name)
         state = self._states.pop(name, None)
         if state is not None:
             self._restore(state)
         else:
             self.llm.reset()
         self._active = name
+
+    def set_lora(self, name: str | None) -> None:
+        """The bare llama.cpp switch (no KV handling): use_adapter builds on it; the bench times it alone."""
+        lib = self._llama_cpp
+        if name is None:
+            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
+        else:
+            ptrs = (lib.llama_adapter_lora_p_ctypes * 1)(self._adapters[name])
+            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, ptrs, 1, (ctypes.c_float * 1)(1.0))
+        if rc != 0:
+            raise EvoError(f"llama.cpp refused to switch to adapter {name!r} (code {rc}).")
 
     def _snapshot(self) -> tuple[object, int, list[int]]:
         """The KV cells of sequence 0 actually in use (not the whole n_ctx buffer) and their tokens."""

@@ -42,9 +42,8 @@ def base_info(settings: Settings, model: str | None = None) -> BaseModelInfo:
     """The served base model: its GGUF path (provisioned if embedded) and pinned SHA-256."""
     store = ModelStore(settings.models_dir)
     name = model or settings.model
-    spec = store.registry.get(name)
-    path = store.pull(name) if spec.source.kind == "embedded" and not store.path_for(spec).is_file() else store.ensure(name)
-    return BaseModelInfo(name, path, spec.sha256 or "")
+    path = store.provision(name)
+    return BaseModelInfo(name, path, store.registry.get(name).sha256 or "")
 
 
 def staging_dir(settings: Settings, expert: str, model: str) -> Path:

@@ -388,7 +388,8 @@ class MemoryStore:
         new: list[tuple[int, Memory]] = []
         with self._writing():
             existing = self._by_hash(hashes) if dedupe else {}
-            near = self._near_duplicates(texts, vecs, items) if dedupe and self.count() else [None] * len(items)
+            total = self.count() if dedupe else 0
+            near = self._near_duplicates(texts, vecs, items, total) if total else [None] * len(items)
             for i, (item, h) in enumerate(zip(items, hashes)):
                 target = existing.get((h, item.type)) or near[i]
                 if target is None and dedupe:
@@ -442,8 +443,8 @@ class MemoryStore:
         """
         return word_set(a) == word_set(b)
 
-    def _near_duplicates(self, texts: list[str], vecs: np.ndarray, items: Sequence[NewMemory]) -> list[Memory | None]:
-        n = min(DUPLICATE_CANDIDATES, self.count())
+    def _near_duplicates(self, texts: list[str], vecs: np.ndarray, items: Sequence[NewMemory], total: int) -> list[Memory | None]:
+        n = min(DUPLICATE_CANDIDATES, total)
         res = self.collection.query(query_embeddings=vecs, n_results=n, include=["documents", "metadatas", "distances"])
         out: list[Memory | None] = []
         for i, text in enumerate(texts):

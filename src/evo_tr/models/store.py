@@ -173,6 +173,13 @@ class ModelStore:
             raise ModelNotFound(f"Model '{name}' is not provisioned ({path} missing).", f"Run `evo models pull {name}`.")
         return self.verify(spec, progress)
 
+    def provision(self, name: str, progress: Progress | None = None) -> Path:
+        """What serving and training need: embedded models are assembled on first use (no network), others must be present."""
+        spec = self.registry.get(name)
+        if spec.source.kind == "embedded" and not self.path_for(spec).is_file():
+            return self.pull(name, progress)
+        return self.ensure(name, progress)
+
     # -- provisioning --------------------------------------------------------------------
     def pull(self, name: str, progress: Progress | None = None, token: str | None = None, endpoint: str | None = None) -> Path:
         """Make the model present and verified; a no-op when it already is."""
