@@ -7,7 +7,12 @@ lines become multi-turn examples). Run: .venv/bin/python scripts/build_tr_chat.p
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from evo_tr.text import turkish_lower  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "scripts" / "tr_chat"
@@ -35,8 +40,8 @@ def build() -> dict[str, list[dict]]:
         files["deyimler"].append(chat(f"\"{idiom}\" deyimini bir cümlede kullanır mısın?", f"Tabii: \"{example}\" Burada deyim, {meaning} anlamında kullanılıyor.", kind="deyim_cumle"))
     for i, (proverb, meaning, when) in enumerate(rows("atasozleri.txt")):
         ask = f"\"{proverb}\" atasözünün anlamı nedir?" if i % 2 == 0 else f"\"{proverb.rstrip('.')}\" ne demek?"
-        files["atasozleri"].append(chat(ask, f"{meaning} Örneğin {when[0].lower() + when[1:].rstrip('.')} söylenir.", kind="atasozu_anlam"))
-        files["atasozleri"].append(chat(f"\"{proverb}\" sözünü hangi durumda söyleyebilirim?", f"{when.rstrip('.')} söyleyebilirsin. Sözün anlamı şu: {meaning[0].lower() + meaning[1:]}", kind="atasozu_durum"))
+        files["atasozleri"].append(chat(ask, f"{meaning} Örneğin {turkish_lower(when[0]) + when[1:].rstrip('.')} söylenir.", kind="atasozu_anlam"))
+        files["atasozleri"].append(chat(f"\"{proverb}\" sözünü hangi durumda söyleyebilirim?", f"{when.rstrip('.')} söyleyebilirsin. Sözün anlamı şu: {turkish_lower(meaning[0]) + meaning[1:]}", kind="atasozu_durum"))
     for parts in rows("sohbet.txt"):
         category, rest = parts[0], " | ".join(parts[1:])
         turns = [p.strip() for block in rest.split("||") for p in block.split(" | ")]

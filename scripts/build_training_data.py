@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from python_tasks import T  # noqa: E402
 
 from evo_tr.sandbox import PRELUDE, run_python  # noqa: E402
+from evo_tr.text import turkish_lower  # noqa: E402
 
 OUT = ROOT / "src" / "evo_tr" / "data" / "training" / "python_coder"
 PRELUDE_LINES = PRELUDE.count("\n") + 1
@@ -48,7 +49,7 @@ def build() -> dict[str, list[dict]]:
         files["write"].append(example(t["en"], f"{block(t['code'])}\n\n{t['exp_en']}", program, "write", "en", t["name"]))
         files["write"].append(example(t["tr"], f"{block(t['code'])}\n\n{t['exp_tr']}", program, "write", "tr", t["name"]))
         if i % 2 == 0:
-            files["explain"].append(example(f"Bu kod ne yapıyor?\n\n{block(t['code'])}", f"{t['exp_tr']} Kısacası: {t['tr'][0].lower() + t['tr'][1:]}", program, "explain", "tr", t["name"]))
+            files["explain"].append(example(f"Bu kod ne yapıyor?\n\n{block(t['code'])}", f"{t['exp_tr']} Kısacası: {turkish_lower(t['tr'][0]) + t['tr'][1:]}", program, "explain", "tr", t["name"]))
         else:
             files["explain"].append(example(f"What does this code do?\n\n{block(t['code'])}", f"{t['exp_en']} In short, it answers this request: {t['en'][0].lower() + t['en'][1:]}", program, "explain", "en", t["name"]))
         if i % 2 == 1:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,33 @@ def run_json(*args: str, **kwargs) -> dict | list:
     proc = run_evo(*args, **kwargs)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_chroma(path: Path, port: int) -> subprocess.Popen:
+    """A real `chroma run` server on loopback, waited for until it listens."""
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    assert chroma, "the chromadb package installs the `chroma` command"
+    proc = subprocess.Popen([chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail("chroma run did not start listening within 60 s")
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    port = free_port()
+    proc = start_chroma(tmp_path / "server", port)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=30)

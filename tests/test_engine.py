@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from evo_tr.chat import ChatSession
 from evo_tr.engine import GenerationConfig, Message
 from evo_tr.errors import EvoError
 
@@ -89,28 +88,3 @@ def test_unfittable_system_prompt_is_a_clear_error(engine):
     assert "system prompt" in info.value.message
 
 
-def test_interrupt_keeps_partial_answer_and_engine_recovers(engine):
-    session = ChatSession(engine, replace(GREEDY, max_tokens=60), "You are helpful.")
-    turn = session.start("Tell me a long story about the sea.")
-    it = iter(turn)
-    next(it)
-    next(it)
-    turn.completion.close()
-    assert turn.interrupted and turn.answer
-    session.finish(turn)
-    assert session.history[-1] == Message("assistant", turn.answer)
-    follow = session.start("Thanks. Now say hello.")
-    follow_text = "".join(follow)
-    assert follow_text and follow.completion.stats.finish_reason in ("stop", "length")
-
-
-def test_chat_session_history_grows_and_clears(engine):
-    session = ChatSession(engine, replace(GREEDY, max_tokens=8), "You are helpful.")
-    for text in ("Hello!", "How are you?"):
-        turn = session.start(text)
-        list(turn)
-        session.finish(turn)
-    assert [m.role for m in session.history] == ["user", "assistant", "user", "assistant"]
-    assert session.history_tokens() > 0
-    session.clear()
-    assert session.history == [] and session.history_tokens() == 0

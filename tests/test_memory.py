@@ -234,32 +234,6 @@ def test_readers_neither_hang_nor_corrupt_while_one_process_writes(tmp_path):
 
 
 # -- the HTTP backend against a real `chroma run` server -------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def chroma_server(tmp_path):
-    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
-    assert chroma, "the chromadb package installs the `chroma` command"
-    port = _free_port()
-    proc = subprocess.Popen([chroma, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("chroma run did not start listening within 60 s")
-    yield port
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
 def test_http_backend_works_against_a_real_chroma_server(tmp_path, chroma_server):
     store = make_store(tmp_path, backend="http", host="127.0.0.1", port=chroma_server)
     assert store.location.startswith(f"http://127.0.0.1:{chroma_server}/")

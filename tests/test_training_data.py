@@ -47,15 +47,32 @@ def test_python_coder_mix_of_tasks_and_languages():
     langs = [r["lang"] for r in data]
     assert langs.count("tr") / len(data) >= 1 / 3
     kinds = {r["kind"] for r in data}
-    assert kinds == {"write", "explain", "tests", "fix"}
+    assert kinds == {"write", "explain", "tests", "fix", "complete"}
     fixes = [r for r in data if r["kind"] == "fix"]
     assert fixes and all("Traceback (most recent call last)" in r["messages"][0]["content"] for r in fixes)
+
+
+def test_completions_keep_the_stub_and_model_written_answers_are_marked():
+    data = [r for r in rows("python_coder") if r["kind"] == "complete"]
+    assert len(data) >= 60
+    for r in data:
+        stub = CODE.findall(r["messages"][0]["content"])[0].strip()
+        answer = CODE.findall(r["messages"][1]["content"])[0]
+        assert stub.split('"""')[1] in answer, r["task"]  # the docstring the user wrote is kept
+        assert r["answer_source"] in ("model", "hand")
+
+
+@pytest.mark.parametrize("expert", ["tr_chat", "python_coder"])
+def test_no_text_was_lower_cased_the_non_turkish_way(expert):
+    """str.lower() turns "İ" into "i" + U+0307 (combining dot above); Turkish text never contains it."""
+    bad = [r["messages"] for r in rows(expert) if "\u0307" in json.dumps(r["messages"], ensure_ascii=False)]
+    assert bad == []
 
 
 def test_every_python_coder_example_runs_in_the_sandbox():
     data = rows("python_coder")
     for r in data:  # the code the assistant gives (or the user shows) is what the check runs
-        shown = CODE.findall(r["messages"][1]["content"] if r["kind"] in ("write", "fix") else r["messages"][0]["content"])
+        shown = CODE.findall(r["messages"][1]["content"] if r["kind"] in ("write", "fix", "complete") else r["messages"][0]["content"])
         assert shown and shown[0].strip() in r["check"], r["task"]
     limits = SandboxLimits(timeout_s=20)
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -38,6 +38,8 @@ app.add_typer(memory_app, name="memory")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
+sessions_app = typer.Typer(help="Stored chat sessions: list, show, delete.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
 app.command("train")(train_command)
 
 console = Console()
@@ -79,63 +81,34 @@ def _load_engine_with_progress(settings: Settings, model: str | None):
 
 
 # -- chat / ask ------------------------------------------------------------------------
+SessionOpt = Annotated[Optional[str], typer.Option("--session", "-s", help="Continue this stored session (id or unique prefix; see `evo sessions list`).")]
+ExpertOpt = Annotated[Optional[str], typer.Option("--expert", "-e", help="Force an expert (tr_chat, python_coder), 'base', or 'auto' (router picks).")]
+
+
+def _orchestrator(settings: Settings, model: str | None, config, *, memory: bool):
+    """Engine (with a progress bar on first use) plus router, adapters, memory and the conversation store."""
+    from evo_tr.orchestrator import Orchestrator
+
+    engine = _load_engine_with_progress(settings, model)
+    return Orchestrator.build(settings, engine, config, model=model, memory=memory)
+
+
 @app.command()
-def chat(model: ModelOpt = None, no_memory: NoMemoryOpt = False) -> None:
-    """Interactive chat: streams answers, remembers what you tell it, /help lists commands, Ctrl-D leaves."""
-    from evo_tr.chat import ChatSession
+def chat(model: ModelOpt = None, no_memory: NoMemoryOpt = False, session: SessionOpt = None, expert: ExpertOpt = None) -> None:
+    """Interactive chat: streams answers, routes each message to an expert, remembers; /help lists commands."""
     from evo_tr.engine import generation_config
     from evo_tr.repl import Repl
 
     settings = _settings()
-    engine = _load_engine_with_progress(settings, model)
-    memory = None if no_memory else _open_memory(settings, engine)
-    _attach_adapters(settings, engine, model, quiet=False)
-    session = ChatSession.create(engine, generation_config(settings), settings, memory=memory, router=_load_router_quietly(settings))
-    Repl(session, settings, console, model or settings.model).run()
-
-
-def _attach_adapters(settings: Settings, engine, model: str | None, quiet: bool) -> None:
-    """Every expert's active adapter, loaded next to the base; refusals are shown, never fatal."""
-    from evo_tr.experts import attach_active_adapters, base_info
-
+    orch = _orchestrator(settings, model, generation_config(settings), memory=not no_memory)
     try:
-        attached, notices = attach_active_adapters(engine, settings, base_info(settings, model))
-    except EvoError as exc:
-        attached, notices = [], [exc.message]
-    for notice in notices:
-        if not quiet:
-            err.print(f"[yellow]Adapter not loaded:[/yellow] {notice}")
-
-
-def _check_mode(mode: str, engine) -> str:
-    if mode not in ("auto", "base") and mode not in engine.adapters():
-        loaded = ", ".join(engine.adapters()) or "none"
-        raise EvoError(f"No adapter loaded for expert {mode!r} (loaded: {loaded}).", "Train it (`evo train EXPERT`) or use auto/base.")
-    return mode
-
-
-def _load_router_quietly(settings: Settings):
-    """The router decides when a message asks about memory; without it, retrieval just stays strict."""
-    from evo_tr.router import load_router
-
-    try:
-        return load_router(settings)
-    except EvoError as exc:
-        err.print(f"[yellow]Router unavailable:[/yellow] {exc.message}")
-        return None
-
-
-def _open_memory(settings: Settings, engine):
-    """Long-term memory for chat/ask; if the store cannot be opened, say so and carry on without it."""
-    from evo_tr.memory.manager import open_memory
-
-    try:
-        return open_memory(settings, engine.count_tokens)
-    except EvoError as exc:
-        err.print(f"[yellow]Memory unavailable, continuing without it:[/yellow] {exc.message}")
-        if exc.hint:
-            err.print(f"[dim]Fix: {exc.hint}[/dim]")
-        return None
+        current = orch.resume(session) if session else orch.new_session()
+        if expert:
+            orch.set_mode(current, expert)
+        Repl(orch, current, settings, console).run()
+    finally:
+        orch.close()
+        orch.engine.close()
 
 
 @app.command()
@@ -146,13 +119,14 @@ def ask(
     max_tokens: Annotated[Optional[int], typer.Option(help="Cap on answer length in tokens.")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (0 = greedy).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed for reproducible answers.")] = None,
-    system: Annotated[Optional[str], typer.Option(help="Override the system prompt.")] = None,
+    system: Annotated[Optional[str], typer.Option(help="Override the system prompt (every expert).")] = None,
     no_memory: NoMemoryOpt = False,
-    expert: Annotated[Optional[str], typer.Option("--expert", help="Force an expert (tr_chat, python_coder) or 'base' instead of routing.")] = None,
+    expert: ExpertOpt = None,
+    session: SessionOpt = None,
 ) -> None:
-    """Answer one question and exit (streams to stdout; --json for scripts)."""
-    from evo_tr.chat import ChatSession
+    """Answer one question and exit (streams to stdout; --json for scripts; --session to continue a chat)."""
     from evo_tr.engine import generation_config
+    from evo_tr.orchestrator import Done, Notice, Recalled, Routed, Token
 
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -161,63 +135,115 @@ def ask(
     if not prompt.strip():
         raise EvoError("The question is empty.", 'Give some text, e.g. evo ask "Merhaba!"')
     settings = _settings()
-    engine = _load_engine_with_progress(settings, model)
+    if system:
+        settings.system_prompt = system
+        settings.experts.system_prompts = {k: system for k in settings.experts.system_prompts}
     config = generation_config(settings, max_tokens=max_tokens, temperature=temperature, seed=seed)
-    memory = None if no_memory else _open_memory(settings, engine)
-    _attach_adapters(settings, engine, model, quiet=as_json)
-    session = ChatSession.create(engine, config, settings, system_prompt=system, memory=memory, router=_load_router_quietly(settings))
-    if expert:
-        session.mode = _check_mode(expert, engine)
-    turn = session.start(prompt.strip())
-    if not as_json:
-        for notice in _memory_notices(turn):
-            err.print(f"[dim]{notice}[/dim]")
-    if turn.fit.truncated_tokens and not as_json:
-        err.print(f"[yellow]Message too long for the context: {turn.fit.truncated_tokens} tokens cut from its middle.[/yellow]")
+    orch = _orchestrator(settings, model, config, memory=not no_memory)
     try:
-        for piece in turn:
-            if not as_json:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-    except KeyboardInterrupt:
-        turn.completion.close()
-    session.finish(turn)
-    stats = turn.completion.stats
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "model": model or settings.model,
-                    "prompt": prompt.strip(),
-                    "answer": turn.answer,
-                    "finish_reason": stats.finish_reason,
-                    "prompt_tokens": stats.prompt_tokens,
-                    "completion_tokens": stats.completion_tokens,
-                    "ttft_ms": round(1000 * stats.ttft_s, 1) if stats.ttft_s is not None else None,
-                    "decode_tok_s": round(stats.decode_tok_s, 2) if stats.decode_tok_s else None,
-                    "truncated_tokens": turn.fit.truncated_tokens,
-                    "session": session.session_id,
-                    "intent": turn.intent,
-                    "expert": turn.expert,
-                    "adapter": turn.adapter,
-                    "memories": [h.as_dict() for h in turn.recall.hits],
-                    "captured": [{"text": c.fact.text, "type": c.fact.type, **c.result.as_dict()} for c in turn.captured],
-                    "notices": turn.notices,
-                },
-                ensure_ascii=False,
-            )
-        )
-    else:
-        sys.stdout.write("\n")
-    engine.close()
+        current = orch.resume(session) if session else orch.new_session()
+        if not as_json:
+            for notice in orch.startup_notices:
+                err.print(f"[yellow]⚠ {notice.text}[/yellow]")
+        routed, recalled, stats, notices = None, None, None, []
+        events = orch.turn(current.id, prompt, expert=expert)
+        try:
+            for event in events:
+                if isinstance(event, Token) and not as_json:
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                elif isinstance(event, Routed):
+                    routed = event
+                elif isinstance(event, Recalled):
+                    recalled = event
+                    if not as_json:
+                        for line in _memory_lines(event):
+                            err.print(f"[dim]{line}[/dim]")
+                elif isinstance(event, Notice):
+                    notices.append(event.text)
+                    if not as_json:
+                        err.print(f"[yellow]⚠ {event.text}[/yellow]")
+                elif isinstance(event, Done):
+                    stats = event.stats
+        except KeyboardInterrupt:
+            events.close()
+        if not as_json:
+            sys.stdout.write("\n")
+        elif stats is not None:
+            out = {
+                "model": model or settings.model,
+                "prompt": prompt.strip(),
+                **{k: v for k, v in stats.as_dict().items() if k not in ("session_id", "notices")},
+                "session": stats.session_id,
+                "source": routed.source if routed else None,
+                "memories": [h.as_dict() for h in (recalled.memories if recalled else [])],
+                "captured": [{"text": c.fact.text, "type": c.fact.type, **c.result.as_dict()} for c in (recalled.captured if recalled else [])],
+                "notices": [n.text for n in orch.startup_notices] + notices,
+            }
+            print(json.dumps(out, ensure_ascii=False))
+    finally:
+        orch.close()
+        orch.engine.close()
 
 
-def _memory_notices(turn) -> list[str]:
+def _memory_lines(event) -> list[str]:
     """One dim line per thing memory did this turn, so the user always knows what was kept or used."""
-    lines = [f"noted: {c.fact.text}" for c in turn.captured]
-    if turn.recall.hits:
-        lines.append(f"recalled {len(turn.recall.hits)} memor{'y' if len(turn.recall.hits) == 1 else 'ies'}")
-    return lines + turn.notices
+    lines = [f"noted: {c.fact.text}" for c in event.captured]
+    if event.memories:
+        lines.append(f"recalled {len(event.memories)} memor{'y' if len(event.memories) == 1 else 'ies'}")
+    return lines
+
+
+# -- sessions --------------------------------------------------------------------------
+@sessions_app.command("list")
+def sessions_list(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20, as_json: JsonOpt = False) -> None:
+    """Stored chat sessions, newest first (resume one with `evo chat --session ID`)."""
+    from evo_tr.lifecycle import ConversationStore
+
+    sessions = ConversationStore(_settings().conversations_db).list_sessions(limit)
+    if as_json:
+        print(json.dumps([s.as_dict() for s in sessions], ensure_ascii=False))
+        return
+    if not sessions:
+        console.print("No stored sessions yet.")
+        return
+    table = Table("id", "updated", "turns", "model", "title")
+    for s in sessions:
+        table.add_row(s.id, s.updated_at[:16].replace("T", " "), str(s.turns), s.model, s.title[:60])
+    console.print(table)
+
+
+@sessions_app.command("show")
+def sessions_show(session_id: Annotated[str, typer.Argument(help="Session id or unique prefix.")], as_json: JsonOpt = False) -> None:
+    """Every turn of one session: message, answer, expert, timings."""
+    from evo_tr.lifecycle import ConversationStore
+
+    store = ConversationStore(_settings().conversations_db)
+    info = store.find_session(session_id)
+    if info is None:
+        raise EvoError(f"No session {session_id!r}.", "See `evo sessions list`.")
+    turns = store.turns(info.id)
+    if as_json:
+        print(json.dumps({"session": info.as_dict(), "turns": [t.as_dict() for t in turns]}, ensure_ascii=False))
+        return
+    console.print(f"[bold]{info.id}[/bold] · {info.title} · {len(turns)} turns")
+    for t in turns:
+        flag = " [yellow](interrupted)[/yellow]" if t.interrupted else (f" [red](error: {t.error})[/red]" if t.error else "")
+        console.print(f"[cyan]#{t.number} you:[/cyan] {t.message}")
+        console.print(f"[green]{t.expert}:[/green] {t.answer}{flag}")
+
+
+@sessions_app.command("delete")
+def sessions_delete(session_id: Annotated[str, typer.Argument(help="Session id or unique prefix.")]) -> None:
+    """Delete a stored session and its turns (long-term memories it created stay; see `evo memory forget`)."""
+    from evo_tr.lifecycle import ConversationStore
+
+    store = ConversationStore(_settings().conversations_db)
+    info = store.find_session(session_id)
+    if info is None:
+        raise EvoError(f"No session {session_id!r}.", "See `evo sessions list`.")
+    store.delete_session(info.id)
+    console.print(f"Deleted session {info.id}.")
 
 
 # -- models ----------------------------------------------------------------------------

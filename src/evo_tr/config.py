@@ -124,8 +124,36 @@ class MemorySettings(BaseModel):
     max_text_chars: int = Field(64_000, ge=1000, description="Texts longer than this are refused (import files instead).")
     capture_facts: bool = Field(True, description="Store explicit statements ('Benim adım …', 'Remember that …') at once.")
     save_conversations: bool = Field(True, description="Store every finished turn as a 'conversation' memory.")
+    lock_timeout_s: float = Field(3.0, ge=0.0, description="A write waits this long for another process's write lock; chat then queues it, the CLI says busy.")
     buffer_messages: int = Field(20, ge=2, description="Short-term buffer: messages kept.")
     buffer_tokens: int = Field(2048, ge=64, description="Short-term buffer: token limit (active model's tokenizer).")
+
+
+PYTHON_CODER_PROMPT = (
+    "Sen EVO-TR'nin Python uzmanısın: kullanıcının kendi bilgisayarında çalışırsın. Çalışan, okunaklı Python "
+    "kodu yaz; kodu tek bir ```python bloğunda ver. Kullanıcı hangi dilde yazarsa açıklamayı o dilde, kısa yap."
+)
+DEFAULT_EXPERT_PROMPTS = {"tr_chat": DEFAULT_SYSTEM_PROMPT, "python_coder": PYTHON_CODER_PROMPT}
+
+
+class ExpertSettings(BaseModel):
+    """Per-expert system prompts (training and chat use the same one); other experts get `system_prompt`."""
+
+    system_prompts: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EXPERT_PROMPTS), description="expert → system prompt.")
+
+    @field_validator("system_prompts")
+    @classmethod
+    def _merge_prompts(cls, value: dict[str, str]) -> dict[str, str]:
+        """A partial [experts.system_prompts] table overrides only the experts it names."""
+        return {**DEFAULT_EXPERT_PROMPTS, **value}
+
+
+class ChatSettings(BaseModel):
+    """The orchestrator: conversation store, memory retries, what the chat shows."""
+
+    verbose: bool = Field(True, description="Show the chosen expert and router confidence after each answer (/verbose toggles).")
+    memory_retry_s: float = Field(10.0, ge=0.0, description="After memory failed, wait this long before trying the store again.")
+    sessions_listed: int = Field(20, ge=1, description="Sessions shown by /sessions and `evo sessions list`.")
 
 
 class BenchSettings(BaseModel):
@@ -154,6 +182,8 @@ class Settings(BaseSettings):
     generation: GenerationSettings = GenerationSettings()
     router: RouterSettings = RouterSettings()
     memory: MemorySettings = MemorySettings()
+    experts: ExpertSettings = ExpertSettings()
+    chat: ChatSettings = ChatSettings()
     bench: BenchSettings = BenchSettings()
 
     @classmethod
@@ -179,6 +209,14 @@ class Settings(BaseSettings):
     @property
     def memory_dir(self) -> Path:
         return self.home / "memory"
+
+    @property
+    def conversations_db(self) -> Path:
+        return self.home / "conversations.db"
+
+    def prompt_for(self, expert: str | None) -> str:
+        """The system prompt an expert answers with (and was trained with); 'base' and unknown ones get the default."""
+        return self.experts.system_prompts.get(expert or "base", self.system_prompt)
 
     @property
     def history_file(self) -> Path:

@@ -25,3 +25,7 @@ class ModelIntegrityError(EvoError):
 
 class DownloadError(EvoError):
     """A Hub download failed (network, auth, missing file)."""
+
+
+class StoreBusyError(EvoError):
+    """Another process holds a store's write lock longer than we wait."""

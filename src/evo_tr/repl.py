@@ -1,4 +1,4 @@
-"""The interactive terminal chat: prompt with history, streamed Markdown answers, slash commands."""
+"""The interactive terminal chat on top of the orchestrator: streamed Markdown answers and slash commands."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from rich.live import Live
 from rich.markdown import Markdown
 from rich.table import Table
 
-from evo_tr.chat import ChatSession, Turn
 from evo_tr.config import Settings
-from evo_tr.engine.base import Engine
 from evo_tr.errors import EvoError
+from evo_tr.orchestrator import Done, Notice, Orchestrator, Recalled, Routed, Session, Token, TurnStats
 
 LIVE_REFRESH_PER_S = 8
 ALIASES = {"/exit"}
@@ -28,25 +27,44 @@ class Command:
     """Returns False to end the chat."""
 
 
-class Repl:
-    """Reads user lines, runs commands or turns, renders answers."""
+def footer(routed: Routed | None, stats: TurnStats) -> str:
+    """The discreet per-answer line: expert, why it was picked, speed."""
+    parts = []
+    if routed is not None:
+        who = routed.expert + ("" if routed.adapter or routed.expert == "base" else " (base model)")
+        why = {"router": f"{routed.intent} {routed.confidence:.2f}" + (" · low confidence" if routed.fallback else ""),
+               "switch": "/switch", "request": "--expert", "router-failed": "router unavailable"}[routed.source]
+        parts.append(f"{who} · {why}")
+    if stats.decode_tok_s:
+        parts.append(f"{stats.completion_tokens} tok · {stats.decode_tok_s:.1f} tok/s · first token {stats.e2e_ttft_ms or 0:.0f} ms")
+    return " · ".join(parts)
 
-    def __init__(self, session: ChatSession, settings: Settings, console: Console, model_name: str) -> None:
+
+class Repl:
+    """Reads user lines, runs commands or turns, renders the turn's events."""
+
+    def __init__(self, orch: Orchestrator, session: Session, settings: Settings, console: Console) -> None:
+        self.orch = orch
         self.session = session
         self.settings = settings
         self.console = console
-        self.model_name = model_name
+        self.verbose = settings.chat.verbose
+        self.last: TurnStats | None = None
         self.commands: dict[str, Command] = {
             c.name: c
             for c in (
                 Command("/help", "show this help", Repl._cmd_help),
-                Command("/clear", "forget this conversation's history", Repl._cmd_clear),
-                Command("/status", "model, context use and last answer's speed", Repl._cmd_status),
+                Command("/new", "start a new session (the current one stays stored)", Repl._cmd_new),
+                Command("/sessions", "list stored sessions", Repl._cmd_sessions),
+                Command("/resume", "/resume ID: continue a stored session (an id prefix is enough)", Repl._cmd_resume),
+                Command("/clear", "forget this conversation's history (the session log stays)", Repl._cmd_clear),
+                Command("/status", "model, adapters, memory, session and last answer's speed", Repl._cmd_status),
+                Command("/verbose", "show or hide the expert and router confidence under each answer", Repl._cmd_verbose),
+                Command("/adapters", "loaded LoRA experts and which intents they serve", Repl._cmd_adapters),
+                Command("/switch", "/switch EXPERT|base|auto: force an expert, the bare base model, or let the router pick", Repl._cmd_switch),
                 Command("/remember", "/remember TEXT: store TEXT as a long-term fact", Repl._cmd_remember),
                 Command("/forget", "/forget QUERY-or-ID: show matching memories and delete them after you confirm", Repl._cmd_forget),
                 Command("/memory", "memory statistics and the most recent memories", Repl._cmd_memory),
-                Command("/adapters", "loaded LoRA experts and which one answers", Repl._cmd_adapters),
-                Command("/switch", "/switch EXPERT|base|auto: force an expert, the bare base model, or let the router pick", Repl._cmd_switch),
                 Command("/quit", "leave the chat (also /exit, Ctrl-D)", Repl._cmd_quit),
                 Command("/exit", "leave the chat", Repl._cmd_quit),
             )
@@ -74,9 +92,11 @@ class Repl:
     def run(self) -> None:
         self._input = self._lines()
         self.console.print(
-            f"[bold]EVO-TR[/bold] · model [cyan]{self.model_name}[/cyan] · "
+            f"[bold]EVO-TR[/bold] · model [cyan]{self.orch.model_name}[/cyan] · session [dim]{self.session.id}[/dim] · "
             "[dim]/help for commands, /quit to leave[/dim]"
         )
+        for notice in self.orch.startup_notices:
+            self.console.print(f"[yellow]⚠ {notice.text}[/yellow]")
         for line in self._input:
             text = line.strip()
             if not text:
@@ -88,59 +108,70 @@ class Repl:
                     valid = ", ".join(self.commands)
                     self.console.print(f"[yellow]Unknown command {name}.[/yellow] Valid commands: {valid}")
                     continue
-                if not command.run(self, arg.strip()):
-                    return
+                try:
+                    if not command.run(self, arg.strip()):
+                        return
+                except EvoError as exc:
+                    self.console.print(f"[red]{exc.message}[/red]" + (f" [dim]{exc.hint}[/dim]" if exc.hint else ""))
                 continue
             self.answer(text)
 
     # -- answering ----------------------------------------------------------------------
     def answer(self, text: str) -> None:
+        events = self.orch.turn(self.session.id, text)
+        routed: Routed | None = None
         try:
-            turn = self.session.start(text)
-        except KeyboardInterrupt:  # Ctrl-C while recalling memories or evaluating the prompt
-            self.console.print("[yellow]⏹ cancelled[/yellow]")
-            return
-        for captured in turn.captured:
+            for event in events:
+                for ev in self._render(event, events) if isinstance(event, Token) else [event]:
+                    if isinstance(ev, Routed):
+                        routed = ev
+                    elif isinstance(ev, Notice):
+                        self.console.print(f"[yellow]⚠ {ev.text}[/yellow]")
+                    elif isinstance(ev, Recalled):
+                        self._show_recall(ev)
+                    elif isinstance(ev, Done):
+                        self._done(routed, ev.stats)
+        except KeyboardInterrupt:  # Ctrl-C: the orchestrator keeps the partial answer, marked interrupted
+            events.close()
+            self.console.print("[yellow]⏹ interrupted[/yellow]")
+
+    def _show_recall(self, event: Recalled) -> None:
+        for captured in event.captured:
             verb = "already knew" if captured.result.merged else "noted"
             self.console.print(f"[dim]💾 {verb}: {captured.fact.text}[/dim]")
-        if turn.recall.hits:
-            n = len(turn.recall.hits)
+        if event.memories:
+            n = len(event.memories)
             self.console.print(f"[dim]🧠 recalled {n} memor{'y' if n == 1 else 'ies'}[/dim]")
-        if turn.fit.truncated_tokens:
-            self.console.print(
-                f"[yellow]Your message was too long for the context window: "
-                f"{turn.fit.truncated_tokens} tokens from its middle were cut.[/yellow]"
-            )
-        elif turn.fit.dropped_messages:
-            self.console.print(f"[dim]({turn.fit.dropped_messages} oldest messages left out to fit the context)[/dim]")
-        try:
-            self._render(turn)
-        except KeyboardInterrupt:
-            turn.completion.close()
-            self.console.print("[yellow]⏹ interrupted[/yellow]")
-        try:
-            self.session.finish(turn)
-        except KeyboardInterrupt:  # Ctrl-C while the turn was being saved: the chat goes on
-            self.console.print("[yellow]⏹ turn not saved to memory[/yellow]")
-        for notice in turn.notices:
-            self.console.print(f"[yellow]⚠ {notice}[/yellow]")
 
-    def _render(self, turn: Turn) -> None:
+    def _render(self, first: Token, events: Iterator) -> list:
+        """Stream the answer to its end; returns the events that came after the tokens (notices, Done)."""
+        answer = first.text
+        rest: list = []
         if not self.console.is_terminal:
-            for piece in turn:
-                self.console.file.write(piece)
-                self.console.file.flush()
+            self.console.file.write(first.text)
+            for event in events:
+                if isinstance(event, Token):
+                    self.console.file.write(event.text)
+                    self.console.file.flush()
+                else:
+                    rest.append(event)
             self.console.file.write("\n")
-            return
-        with Live(Markdown(""), console=self.console, refresh_per_second=LIVE_REFRESH_PER_S, vertical_overflow="visible") as live:
-            for _ in turn:
-                live.update(Markdown(turn.answer))
-        stats = turn.completion.stats
-        if stats.decode_tok_s:
-            self.console.print(
-                f"[dim]{turn.adapter or 'base'} · {stats.completion_tokens} tok · {stats.decode_tok_s:.1f} tok/s · "
-                f"first token {1000 * (stats.ttft_s or 0):.0f} ms[/dim]"
-            )
+        else:
+            with Live(Markdown(answer), console=self.console, refresh_per_second=LIVE_REFRESH_PER_S, vertical_overflow="visible") as live:
+                for event in events:
+                    if isinstance(event, Token):
+                        answer += event.text
+                        live.update(Markdown(answer))
+                    else:
+                        rest.append(event)
+        return rest
+
+    def _done(self, routed: Routed | None, stats: TurnStats) -> None:
+        self.last = stats
+        if self.verbose:
+            line = footer(routed, stats)
+            if line:
+                self.console.print(f"[dim]{line}[/dim]")
 
     # -- commands -----------------------------------------------------------------------
     def _cmd_help(self, _: str) -> bool:
@@ -151,62 +182,103 @@ class Repl:
         self.console.print(table)
         return True
 
+    def _cmd_new(self, _: str) -> bool:
+        mode = self.session.mode
+        self.session = self.orch.new_session()
+        self.session.mode = mode
+        self.console.print(f"[dim]New session {self.session.id}.[/dim]")
+        return True
+
+    def _cmd_sessions(self, _: str) -> bool:
+        sessions = self.orch.list_sessions()
+        if not sessions:
+            self.console.print("No stored sessions yet.")
+            return True
+        table = Table(show_header=True, box=None)
+        for col in ("id", "updated", "turns", "title"):
+            table.add_column(col)
+        for s in sessions:
+            mark = " [green]●[/green]" if s.id == self.session.id else ""
+            table.add_row(s.id + mark, s.updated_at[:16].replace("T", " "), str(s.turns), s.title[:60])
+        self.console.print(table)
+        return True
+
+    def _cmd_resume(self, arg: str) -> bool:
+        if not arg:
+            self.console.print("Usage: /resume ID  (see /sessions)")
+            return True
+        self.session = self.orch.resume(arg)
+        n = self.session.turns
+        self.console.print(f"[dim]Resumed {self.session.id}: {n} turn{'s' if n != 1 else ''}, {len(self.session.history)} messages back in context.[/dim]")
+        return True
+
     def _cmd_clear(self, _: str) -> bool:
-        self.session.clear()
+        self.session.buffer.clear()
         self.console.print("[dim]History cleared.[/dim]")
         return True
 
     def _cmd_status(self, _: str) -> bool:
-        engine: Engine = self.session.engine
+        st = self.orch.status(self.session)
         table = Table(show_header=False, box=None)
-        table.add_row("model", self.model_name)
-        table.add_row("backend", engine.name)
-        table.add_row("context", f"{self.session.history_tokens()} / {engine.n_ctx} tokens in history")
-        table.add_row("messages", str(len(self.session.history)))
-        if self.session.memory is not None:
-            try:
-                stats = self.session.memory.store.get_stats()
-                table.add_row("memory", f"{stats.total} memories · {stats.backend} · session {self.session.session_id}")
-            except Exception as exc:  # status must work even when the store does not
-                table.add_row("memory", f"unavailable ({type(exc).__name__})")
-        else:
-            table.add_row("memory", "off")
+        table.add_row("model", f"{st['model']} ({st['backend']}, {st['n_ctx']} ctx)")
+        adapters = ", ".join(f"{k} {v}" for k, v in st["adapters"].items()) or "none"
+        table.add_row("adapters", adapters + "".join(f" · [yellow]{k}: {v}[/yellow]" for k, v in st["adapter_problems"].items()))
+        table.add_row("router", "on" if st["router"] else "[yellow]unavailable[/yellow]")
+        mem = st["memory"]
+        table.add_row("memory", mem if isinstance(mem, str) else f"{mem['total']} memories · {mem['backend']}")
+        if st["memory_queue"]:
+            table.add_row("queued", f"{st['memory_queue']} memory writes waiting for the store")
+        s = st["session"]
+        table.add_row("session", f"{s['id']} · {s['turns']} turns · mode {s['mode']}")
+        table.add_row("context", f"{s['history_tokens']} / {st['n_ctx']} tokens in history ({s['history_messages']} messages)")
         table.add_row("threads", f"{self.settings.engine.n_threads} decode / {self.settings.engine.n_threads_batch} prompt")
-        last = self.session.last
-        if last and last.completion.stats.decode_tok_s:
-            s = last.completion.stats
-            table.add_row("last answer", f"{s.completion_tokens} tok, {s.decode_tok_s:.1f} tok/s, TTFT {1000 * (s.ttft_s or 0):.0f} ms")
+        if self.last and self.last.decode_tok_s:
+            last = self.last
+            table.add_row("last answer", f"{last.completion_tokens} tok, {last.decode_tok_s:.1f} tok/s, first token {last.e2e_ttft_ms or 0:.0f} ms, overhead {last.overhead_ms:.0f} ms")
         self.console.print(table)
+        return True
+
+    def _cmd_verbose(self, arg: str) -> bool:
+        self.verbose = {"on": True, "off": False}.get(arg.lower(), not self.verbose)
+        self.console.print(f"[dim]expert line under answers: {'on' if self.verbose else 'off'}[/dim]")
         return True
 
     def _cmd_quit(self, _: str) -> bool:
         return False
 
     def _cmd_adapters(self, _: str) -> bool:
-        engine = self.session.engine
-        loaded = engine.adapters()
+        loaded = self.orch.engine.adapters()
         self.console.print(f"mode [bold]{self.session.mode}[/bold] · loaded adapters: {', '.join(loaded) or 'none'}")
         table = Table(show_header=False, box=None)
-        for intent, expert in sorted(self.session.experts.items()):
-            table.add_row(intent, "→", expert, "[green]adapter[/green]" if expert in loaded else "[dim]base model[/dim]")
+        for intent, expert in sorted(self.settings.router.experts.items()):
+            version = self.orch.adapter_versions.get(expert, "")
+            table.add_row(intent, "→", expert, f"[green]adapter {version}[/green]" if expert in loaded else "[dim]base model[/dim]")
         self.console.print(table)
+        for expert, why in self.orch.adapter_problems.items():
+            self.console.print(f"[yellow]{expert}: {why}[/yellow]")
         return True
 
     def _cmd_switch(self, arg: str) -> bool:
         target = arg.strip() or "auto"
-        if target not in ("auto", "base") and target not in self.session.engine.adapters():
-            loaded = ", ".join(self.session.engine.adapters()) or "none"
-            self.console.print(f"[yellow]No adapter loaded for {target!r}.[/yellow] Loaded: {loaded}; or use base / auto.")
+        try:
+            self.orch.set_mode(self.session, target)
+        except EvoError as exc:
+            self.console.print(f"[yellow]{exc.message}[/yellow]")
             return True
-        self.session.mode = target
         self.console.print(f"[dim]answers now come from: {target}[/dim]")
         return True
 
     # -- memory commands ------------------------------------------------------------------
-    def _memory_or_warn(self):
-        if self.session.memory is None:
-            self.console.print("[yellow]Memory is off[/yellow] (started with --no-memory, memory.enabled = false, or the store could not be opened).")
-        return self.session.memory
+    def _memory(self):
+        """The memory manager, or None with a message saying why."""
+        if self.orch.memory is None:
+            self.console.print("[yellow]Memory is off[/yellow] (started with --no-memory or memory.enabled = false).")
+            return None
+        try:
+            return self.orch.memory.get()
+        except EvoError as exc:
+            self.console.print(f"[yellow]{exc.message}[/yellow]")
+            return None
 
     def _confirm(self, question: str) -> bool:
         self.console.print(f"{question} [y/N]")
@@ -214,29 +286,27 @@ class Repl:
         return reply.strip().lower() in {"y", "yes", "e", "evet"}
 
     def _cmd_remember(self, arg: str) -> bool:
-        memory = self._memory_or_warn()
-        if memory is None:
-            return True
         if not arg:
             self.console.print("Usage: /remember TEXT  (e.g. /remember Kızımın adı Elif)")
             return True
-        try:
-            result = memory.remember(arg, session=self.session.session_id)
-        except EvoError as exc:
-            self.console.print(f"[red]{exc.message}[/red]")
+        memory = self._memory()
+        if memory is None:
             return True
+        with self.orch.memory.lock:
+            result = memory.remember(arg, session=self.session.id)
         word = "Already known" if result.merged else "Remembered"
         self.console.print(f"[green]{word}[/green] [dim]({result.id[:12]})[/dim]")
         return True
 
     def _cmd_forget(self, arg: str) -> bool:
-        memory = self._memory_or_warn()
-        if memory is None:
-            return True
         if not arg:
             self.console.print("Usage: /forget QUERY-or-ID  (shows what matches and asks before deleting)")
             return True
-        targets = memory.find(arg)
+        memory = self._memory()
+        if memory is None:
+            return True
+        with self.orch.memory.lock:
+            targets = memory.find(arg)
         if not targets:
             self.console.print("Nothing matches; nothing deleted.")
             return True
@@ -246,21 +316,24 @@ class Repl:
         self.console.print(table)
         n = len(targets)
         if self._confirm(f"Delete {n} memor{'y' if n == 1 else 'ies'}?"):
-            deleted = memory.forget([m.id for m in targets])
+            with self.orch.memory.lock:
+                deleted = memory.forget([m.id for m in targets])
             self.console.print(f"[green]Deleted {deleted}.[/green]")
         else:
             self.console.print("Kept.")
         return True
 
     def _cmd_memory(self, _: str) -> bool:
-        memory = self._memory_or_warn()
+        memory = self._memory()
         if memory is None:
             return True
-        stats = memory.store.get_stats()
+        with self.orch.memory.lock:
+            stats = memory.store.get_stats()
+            recent = memory.store.list(limit=5)
         types = ", ".join(f"{k} {v}" for k, v in sorted(stats.by_type.items())) or "none yet"
         self.console.print(f"[bold]{stats.total}[/bold] memories ({types}) · {stats.backend} · {stats.location}")
         table = Table(show_header=False, box=None)
-        for m in memory.store.list(limit=5):
+        for m in recent:
             table.add_row(f"[dim]{m.id[:12]}[/dim]", m.type, m.text.replace("\n", " ")[:100], f"[dim]{m.created_at[:16]}[/dim]")
         self.console.print(table)
         return True

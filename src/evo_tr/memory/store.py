@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,7 @@ import numpy as np
 
 from evo_tr.config import MemorySettings, Settings
 from evo_tr.embeddings import EMBEDDER_DIM, EMBEDDER_NAME, get_embedder
-from evo_tr.errors import EvoError
+from evo_tr.errors import EvoError, StoreBusyError
 from evo_tr.memory.types import MEMORY_TYPES, AddResult, Memory, MemoryHit, MemoryStats, utc_now
 from evo_tr.text import clip_middle, has_letters, normalize
 
@@ -174,8 +175,9 @@ class WriterLock:
     Each write bumps the generation; a reader that finds a newer one reopens before searching.
     """
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, timeout_s: float | None = None) -> None:
         self.path = path
+        self.timeout_s = timeout_s
         self.generation_path = path.with_name("generation") if path else None
 
     def generation(self) -> int:
@@ -202,12 +204,31 @@ class WriterLock:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            self._acquire(fh)
             try:
                 yield out
                 out.append(self._bump())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+    def _acquire(self, fh) -> None:
+        """Blocking without a timeout; otherwise poll until it expires, then say the store is busy."""
+        if self.timeout_s is None:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            return
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreBusyError(
+                        f"The memory store is busy: another process has been writing for over {self.timeout_s:g} s.",
+                        "Try again shortly (a night run or an import may be writing), or raise memory.lock_timeout_s.",
+                    ) from None
+                time.sleep(0.05)
 
 
 def validate_text(text: str, settings: MemorySettings) -> str:
@@ -242,7 +263,7 @@ class MemoryStore:
         self.embedder = get_embedder()
         self.path = path or settings.memory_dir / "chroma"
         self.client = client or self._connect()
-        self.lock = WriterLock(self.path.parent / "writer.lock" if self.cfg.backend == "embedded" else None)
+        self.lock = WriterLock(self.path.parent / "writer.lock" if self.cfg.backend == "embedded" else None, self.cfg.lock_timeout_s)
         self._seen_generation = self.lock.generation()
         self._open_collection()
 

@@ -1,0 +1,595 @@
+"""The orchestrator: one turn end to end (route → expert → recall → generate → log) as a stream of typed events.
+
+The CLI, the HTTP server and the tests all consume the same `Orchestrator.turn()` stream. Every part
+may fail on its own without costing the user the answer: the router falls back to the base model, a
+broken adapter to the base model, an unavailable memory store to no RAG (its writes wait in a queue),
+and a generation error ends only that turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Union
+
+from evo_tr.config import Settings
+from evo_tr.engine import Engine, GenerationConfig, Message
+from evo_tr.errors import EvoError
+from evo_tr.lifecycle.conversations import ConversationStore, SessionInfo, TurnRecord
+from evo_tr.memory.context import ContextBuffer
+from evo_tr.memory.manager import Captured, MemoryManager, Recall, open_memory
+from evo_tr.memory.types import MemoryHit
+
+log = logging.getLogger(__name__)
+
+# Room left for the template's framing around the memory block and the message.
+RAG_MARGIN_TOKENS = 16
+TITLE_CHARS = 60
+MODES = ("auto", "base")
+
+
+def new_session_id() -> str:
+    """Sortable and unique enough for one user: 20261124-221503-3fa9."""
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def reason(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, EvoError) else f"{type(exc).__name__}: {exc}"
+
+
+# -- events ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Routed:
+    """Which expert answers, and why: source is 'router', 'router-failed', 'switch' (session mode) or 'request'."""
+
+    intent: str
+    confidence: float
+    expert: str
+    adapter: str | None
+    fallback: bool = False
+    source: str = "router"
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """Memories put into this prompt, and facts captured from the message."""
+
+    memories: list[MemoryHit]
+    captured: list[Captured] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A degradation the user should know about, in one line: kind is router|adapter|memory|context|generation."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass
+class TurnStats:
+    """Everything measured about one turn; `overhead_ms` is what the turn cost besides the model itself."""
+
+    session_id: str
+    turn: int
+    intent: str = ""
+    confidence: float = 0.0
+    routed_fallback: bool = False
+    expert: str = "base"
+    adapter: str | None = None
+    answer: str = ""
+    finish_reason: str | None = None
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+    e2e_ttft_ms: float | None = None
+    total_ms: float = 0.0
+    decode_tok_s: float | None = None
+    route_ms: float = 0.0
+    recall_ms: float = 0.0
+    assemble_ms: float = 0.0
+    log_ms: float = 0.0
+    memory_tokens: int = 0
+    memory_ids: list[str] = field(default_factory=list)
+    history_messages: int = 0
+    dropped_messages: int = 0
+    truncated_tokens: int = 0
+    dropped_context: int = 0
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.finish_reason == "interrupted"
+
+    @property
+    def overhead_ms(self) -> float:
+        return self.route_ms + self.recall_ms + self.assemble_ms + self.log_ms
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "interrupted": self.interrupted, "overhead_ms": round(self.overhead_ms, 2)}
+
+
+@dataclass(frozen=True)
+class Done:
+    stats: TurnStats
+
+
+Event = Union[Routed, Recalled, Notice, Token, Done]
+
+
+# -- sessions ------------------------------------------------------------------------------------
+@dataclass
+class Session:
+    """A conversation in memory: its recent history and which expert mode it is in (/switch)."""
+
+    id: str
+    buffer: ContextBuffer
+    mode: str = "auto"
+    turns: int = 0
+    title: str = ""
+    warned: set[str] = field(default_factory=set)  # notices already shown in this session
+
+    @property
+    def history(self) -> list[Message]:
+        return self.buffer.messages
+
+
+# -- long-term memory as the chat sees it ----------------------------------------------------------
+class MemoryLink:
+    """Opened lazily, reopened after failures, and written through a durable queue by one background thread.
+
+    Every write (a captured fact, a finished turn) is first put in the SQLite queue, then applied by the
+    writer thread; if the store is down or locked it stays queued and is retried at the next turn.
+    Reads and writes share one lock, because the embedded store and its index are not shared across threads.
+    """
+
+    def __init__(self, settings: Settings, count_tokens, conversations: ConversationStore) -> None:
+        self.settings = settings
+        self.count_tokens = count_tokens
+        self.conversations = conversations
+        self.lock = threading.RLock()
+        self.manager: MemoryManager | None = None
+        self.error: str | None = None
+        self._retry_at = 0.0
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evo-memory")
+        self._pending: Future | None = None
+
+    def get(self) -> MemoryManager:
+        """The open manager, or an EvoError saying why not (without retrying more often than configured)."""
+        with self.lock:
+            if self.manager is not None:
+                return self.manager
+            if time.monotonic() < self._retry_at:
+                raise EvoError(f"memory unavailable ({self.error})")
+            try:
+                manager = open_memory(self.settings, self.count_tokens)
+            except Exception as exc:
+                self.failed(exc)
+                raise EvoError(f"memory unavailable ({self.error})") from exc
+            if manager is None:
+                raise EvoError("memory is disabled in the settings")
+            self.manager, self.error = manager, None
+            return manager
+
+    def failed(self, exc: BaseException) -> None:
+        """Forget the connection; the next attempt reopens it after memory_retry_s."""
+        with self.lock:
+            self.manager = None
+            self.error = reason(exc)
+            self._retry_at = time.monotonic() + self.settings.chat.memory_retry_s
+        log.warning("memory store failed: %s", self.error)
+
+    def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
+        self.conversations.enqueue_memory(kind, payload)
+
+    def drain_async(self) -> None:
+        """Apply queued writes in the background (at most one drain runs at a time)."""
+        if self._pending is not None and not self._pending.done():
+            return
+        self._pending = self._writer.submit(self.drain)
+
+    def drain(self) -> int:
+        """Apply queued writes in order; stop at the first failure so order is kept. Returns how many were written."""
+        written = 0
+        for item_id, kind, payload in self.conversations.pending_memory():
+            try:
+                with self.lock:
+                    manager = self.get()
+                    apply_memory_write(manager, kind, payload)
+            except Exception as exc:
+                if not (isinstance(exc, EvoError) and exc.message.startswith("memory unavailable")):
+                    self.failed(exc)
+                self.conversations.memory_failed(item_id, reason(exc))
+                return written
+            self.conversations.memory_done(item_id)
+            written += 1
+        return written
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until the writer is idle (tests, bench, exit)."""
+        pending = self._pending
+        if pending is not None:
+            pending.result(timeout)
+
+    def close(self) -> None:
+        try:
+            self.flush(timeout=30)
+        except Exception as exc:  # leaving must not fail; what is left stays queued for next time
+            log.warning("memory writes left queued at exit: %s", exc)
+        self._writer.shutdown(wait=False)
+
+
+def apply_memory_write(manager: MemoryManager, kind: str, payload: dict[str, Any]) -> None:
+    """One queued write: a finished turn or a fact captured while the store was away."""
+    if kind == "turn":
+        manager.save_turn(payload["user"], payload["assistant"], intent=payload.get("intent", ""), session=payload["session"], turn=payload["turn"])
+    elif kind == "fact":
+        manager.store.add_memory(
+            payload["text"], {"rule": payload.get("rule", "")}, memory_type=payload["type"], source="chat",
+            session=payload["session"], turn=payload["turn"], lang=payload.get("lang", ""),
+        )
+    else:
+        raise EvoError(f"unknown queued memory write {kind!r}")
+
+
+# -- the orchestrator ----------------------------------------------------------------------------
+class Orchestrator:
+    """Owns the engine, router, memory link and conversation store; `turn()` runs one message end to end."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        config: GenerationConfig,
+        *,
+        router=None,
+        memory: MemoryLink | None = None,
+        conversations: ConversationStore | None = None,
+        adapter_versions: dict[str, str] | None = None,
+        adapter_problems: dict[str, str] | None = None,
+        model_name: str = "",
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.config = config
+        self.router = router
+        self.conversations = conversations or ConversationStore(settings.conversations_db)
+        self.memory = memory
+        self.adapter_versions = adapter_versions or {}
+        self.adapter_problems = adapter_problems or {}
+        self.model_name = model_name or getattr(engine, "model_name", "")
+        self.sessions: dict[str, Session] = {}
+        self.startup_notices: list[Notice] = []
+
+    @classmethod
+    def build(
+        cls, settings: Settings, engine: Engine, config: GenerationConfig, *, model: str | None = None, memory: bool = True, router: bool = True,
+    ) -> Orchestrator:
+        """Attach the active adapters, load the router, link memory; what fails becomes a startup notice."""
+        from evo_tr.experts import attach_active_adapters, base_info
+
+        notices: list[Notice] = []
+        versions: dict[str, str] = {}
+        problems: dict[str, str] = {}
+        try:
+            attached, refused = attach_active_adapters(engine, settings, base_info(settings, model))
+            versions = {v.expert: ("packaged" if v.packaged else f"v{v.version}") for v in attached}
+            for line in refused:
+                expert, _, why = line.partition(": ")
+                problems[expert] = why
+                notices.append(Notice("adapter", f"{expert} adapter not loaded, the base model answers for it: {why}"))
+        except EvoError as exc:
+            notices.append(Notice("adapter", f"adapters not loaded: {exc.message}"))
+        classifier = None
+        if router:
+            from evo_tr.router import load_router
+
+            try:
+                classifier = load_router(settings)
+            except Exception as exc:
+                notices.append(Notice("router", f"router unavailable, the base model answers everything: {reason(exc)}"))
+        conversations = ConversationStore(settings.conversations_db)
+        link = MemoryLink(settings, engine.count_tokens, conversations) if memory and settings.memory.enabled else None
+        if link is not None:
+            try:
+                link.get()
+            except EvoError as exc:
+                notices.append(Notice("memory", f"{exc.message}; answering without it, writes are queued"))
+        orch = cls(
+            settings, engine, config, router=classifier, memory=link, conversations=conversations,
+            adapter_versions=versions, adapter_problems=problems, model_name=model or settings.model,
+        )
+        orch.startup_notices = notices
+        return orch
+
+    # -- sessions ----------------------------------------------------------------------------
+    def _buffer(self) -> ContextBuffer:
+        m = self.settings.memory
+        return ContextBuffer(m.buffer_messages, m.buffer_tokens, self.engine.count_tokens)
+
+    def new_session(self, title: str = "") -> Session:
+        info = self.conversations.create_session(new_session_id(), title=title, model=self.model_name)
+        session = Session(info.id, self._buffer(), title=title)
+        self.sessions[session.id] = session
+        return session
+
+    def resume(self, session_id: str) -> Session:
+        """A stored session with its last turns back in the buffer (id or unique prefix)."""
+        info = self.conversations.find_session(session_id.strip())
+        if info is None:
+            raise EvoError(f"No session {session_id!r}.", "List them with /sessions or `evo sessions list`.")
+        if info.id in self.sessions:
+            return self.sessions[info.id]
+        session = Session(info.id, self._buffer(), title=info.title)
+        records = self.conversations.turns(info.id, last=self.settings.memory.buffer_messages)
+        for record in records:
+            if record.context:
+                session.buffer.add("system", record.context)
+            session.buffer.add("user", record.message)
+            session.buffer.add("assistant", record.answer)
+        session.turns = max((r.number for r in self.conversations.turns(info.id)), default=0)
+        self.sessions[info.id] = session
+        return session
+
+    def session(self, session_id: str | None) -> Session:
+        """The named session (resumed from the store if needed), or a new one."""
+        if session_id is None:
+            return self.new_session()
+        if session_id in self.sessions:
+            return self.sessions[session_id]
+        return self.resume(session_id)
+
+    def list_sessions(self, limit: int | None = None) -> list[SessionInfo]:
+        return self.conversations.list_sessions(limit or self.settings.chat.sessions_listed)
+
+    def delete_session(self, session_id: str) -> bool:
+        info = self.conversations.find_session(session_id)
+        if info is None:
+            return False
+        self.sessions.pop(info.id, None)
+        return self.conversations.delete_session(info.id)
+
+    def set_mode(self, session: Session, mode: str) -> str:
+        session.mode = self.check_expert(mode)
+        return session.mode
+
+    def check_expert(self, name: str) -> str:
+        """auto, base, or a configured/attached expert (one whose adapter is broken runs on base); else a clear error."""
+        known = set(self.engine.adapters()) | set(self.settings.router.experts.values())
+        if name in MODES or name in known:
+            return name
+        loaded = ", ".join(self.engine.adapters()) or "none"
+        raise EvoError(f"No adapter loaded for expert {name!r}; loaded: {loaded}.", "Use auto or base, or train it with `evo train EXPERT`.")
+
+    # -- one turn -------------------------------------------------------------------------------
+    def route(self, session: Session, text: str, expert: str | None) -> Routed:
+        """Request override > session mode (/switch) > router; a router failure means the base model answers."""
+        forced = expert if expert not in (None, "auto") else (session.mode if session.mode != "auto" else None)
+        if forced is not None:
+            name = "base" if forced == "base" else forced
+            return Routed("", 1.0, name, name if name in self.engine.adapters() else None, source="request" if expert else "switch")
+        if self.router is None:
+            return Routed("", 0.0, "base", None, fallback=True, source="router-failed")
+        try:
+            p = self.router.predict(text)
+        except Exception as exc:
+            log.warning("router failed, the base model answers: %s", exc)
+            return Routed("", 0.0, "base", None, fallback=True, source="router-failed")
+        name = self.settings.router.experts.get(p["intent"], "base")
+        return Routed(p["intent"], float(p["confidence"]), name, name if name in self.engine.adapters() else None, fallback=bool(p["fallback"]))
+
+    def turn(self, session_id: str | None, message: str, *, expert: str | None = None) -> Iterator[Event]:
+        """Route, recall, assemble, generate and log one message; close the iterator to interrupt (Ctrl-C)."""
+        if not isinstance(message, str) or not message.strip():
+            raise EvoError("The message is empty.", "Type some text.")
+        if expert is not None:
+            self.check_expert(expert)
+        session = self.session(session_id)
+        return self._turn(session, message.strip(), expert)
+
+    def _turn(self, session: Session, text: str, expert: str | None) -> Iterator[Event]:
+        t0 = time.perf_counter()
+        session.turns += 1
+        stats = TurnStats(session.id, session.turns)
+        if not session.title:
+            session.title = text.replace("\n", " ")[:TITLE_CHARS]
+            self.conversations.set_title(session.id, session.title)
+
+        routed = self.route(session, text, expert)
+        stats.intent, stats.confidence, stats.expert, stats.adapter = routed.intent, routed.confidence, routed.expert, routed.adapter
+        stats.routed_fallback = routed.fallback
+        stats.route_ms = _ms(t0)
+        yield routed
+        if routed.source == "router-failed" and "router" not in session.warned:
+            session.warned.add("router")
+            yield self._notice(stats, Notice("router", "router unavailable: the base model answers"))
+        if routed.adapter is None and routed.expert in self.adapter_problems and routed.expert not in session.warned:
+            session.warned.add(routed.expert)
+            yield self._notice(stats, Notice("adapter", f"{routed.expert} adapter unavailable ({self.adapter_problems[routed.expert]}); the base model answers"))
+
+        t1 = time.perf_counter()
+        system = Message("system", self.settings.prompt_for(routed.expert))
+        current = Message("user", text)
+        recall, captured, notice = self._recall(session, stats, text, routed, system, current)
+        stats.recall_ms = _ms(t1)
+        if notice:
+            yield self._notice(stats, notice)
+        yield Recalled(recall.hits, captured)
+
+        t2 = time.perf_counter()
+        context = [Message("system", recall.block)] if recall.block else []
+        try:
+            fit = self.engine.fit([system, *session.history, current], reserve=self.config.max_tokens, context=context)
+        except EvoError as exc:  # e.g. a system prompt larger than the context: this turn fails, the session goes on
+            stats.error = exc.message
+            stats.finish_reason = "error"
+            yield self._notice(stats, Notice("generation", f"could not build the prompt: {exc.message}"))
+            yield Done(self._finish(session, stats, text, "", "", t0))
+            return
+        if fit.dropped_context:
+            recall = Recall(not_relevant=recall.not_relevant, over_budget=len(recall.hits))
+            yield self._notice(stats, Notice("context", "memories left out: the message fills the context window"))
+        if fit.truncated_tokens:
+            yield self._notice(stats, Notice("context", f"message too long for the context window: {fit.truncated_tokens} tokens cut from its middle"))
+        stats.history_messages = len(fit.messages) - 2 - len(context if not fit.dropped_context else [])
+        stats.dropped_messages, stats.truncated_tokens, stats.dropped_context = fit.dropped_messages, fit.truncated_tokens, fit.dropped_context
+        stats.memory_ids = [h.memory.id for h in recall.hits]
+        stats.memory_tokens = recall.tokens
+        sent_context = recall.block if not fit.dropped_context else ""
+        stats.assemble_ms = _ms(t2)
+
+        answer = ""
+        completion = None
+        try:
+            completion = self.engine.chat_stream(fit.messages, self.config, adapter=routed.adapter)
+            for piece in completion:
+                if stats.e2e_ttft_ms is None:
+                    stats.e2e_ttft_ms = _ms(t0)
+                answer += piece
+                yield Token(piece)
+        except GeneratorExit:  # the consumer closed the stream (Ctrl-C in the CLI, a dropped HTTP client)
+            if completion is not None:
+                completion.close()
+            stats.finish_reason = "interrupted"
+            self._finish(session, stats, text, answer, sent_context, t0, completion)
+            raise
+        except KeyboardInterrupt:
+            if completion is not None:
+                completion.close()
+            stats.finish_reason = "interrupted"
+            self._finish(session, stats, text, answer, sent_context, t0, completion)
+            raise
+        except Exception as exc:  # a generation error ends this turn only
+            log.exception("generation failed")
+            stats.error = reason(exc)
+            stats.finish_reason = "error"
+            yield self._notice(stats, Notice("generation", f"the answer failed: {stats.error}"))
+        yield Done(self._finish(session, stats, text, answer, sent_context, t0, completion))
+
+    def _recall(self, session: Session, stats: TurnStats, text: str, routed: Routed, system: Message, current: Message):
+        """Capture stated facts and retrieve memories; any failure means no RAG this turn and queued writes."""
+        recall, captured = Recall(), []
+        if self.memory is None:
+            return recall, captured, None
+        try:
+            manager = self.memory.get()
+            with self.memory.lock:
+                captured = self._capture(manager, session, text)
+                room = self.engine.n_ctx - self.config.max_tokens - self.engine.count_messages([system, current]) - RAG_MARGIN_TOKENS
+                strict = routed.intent not in self.settings.router.force_memory
+                recall = manager.recall(text, room, exclude=[c.fact.text for c in captured], strict=strict)
+        except Exception as exc:  # a broken or locked store must never cost the user their answer
+            if not (isinstance(exc, EvoError) and exc.message.startswith("memory unavailable")):
+                self.memory.failed(exc)
+            self._queue_facts(session, text, done={c.fact.text for c in captured})
+            return Recall(), captured, Notice("memory", f"memory unavailable, answering without it; writes are queued ({reason(exc)})")
+        self.memory.drain_async()  # the store works: write anything left from earlier failures
+        return recall, captured, None
+
+    def _capture(self, manager: MemoryManager, session: Session, text: str) -> list[Captured]:
+        return manager.observe(text, session=session.id, turn=session.turns)
+
+    def _queue_facts(self, session: Session, text: str, done: set[str]) -> None:
+        """Facts from a message the store could not take now are written later by the queue."""
+        if not self.settings.memory.capture_facts:
+            return
+        from evo_tr.memory.facts import capture_facts
+
+        for fact in capture_facts(text):
+            if fact.text not in done:
+                payload = {"text": fact.text, "type": fact.type, "rule": fact.rule, "lang": fact.lang, "session": session.id, "turn": session.turns}
+                self.conversations.enqueue_memory("fact", payload)
+
+    def _notice(self, stats: TurnStats, notice: Notice) -> Notice:
+        stats.notices.append(f"{notice.kind}: {notice.text}")
+        return notice
+
+    def _finish(self, session: Session, stats: TurnStats, text: str, answer: str, context: str, t0: float, completion=None) -> TurnStats:
+        """History, conversation log and (queued) memory write; an interrupted answer is kept and marked."""
+        t3 = time.perf_counter()
+        if completion is not None:
+            s = completion.stats
+            stats.prompt_tokens, stats.completion_tokens = s.prompt_tokens, s.completion_tokens
+            stats.ttft_ms = round(1000 * s.ttft_s, 2) if s.ttft_s is not None else None
+            stats.decode_tok_s = round(s.decode_tok_s, 2) if s.decode_tok_s else None
+            if stats.finish_reason is None:
+                stats.finish_reason = s.finish_reason
+        stats.answer = answer
+        stats.total_ms = _ms(t0)
+        if stats.finish_reason != "error" or answer:
+            if context:
+                session.buffer.add("system", context)
+            session.buffer.add("user", text)
+            session.buffer.add("assistant", answer)
+        record = TurnRecord(
+            session.id, stats.turn, text, answer, context=context, intent=stats.intent, confidence=stats.confidence,
+            routed_fallback=stats.routed_fallback,
+            expert=stats.expert, adapter=stats.adapter, adapter_version=self.adapter_versions.get(stats.adapter or ""),
+            memory_ids=stats.memory_ids, prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
+            ttft_ms=stats.ttft_ms, e2e_ttft_ms=stats.e2e_ttft_ms, total_ms=stats.total_ms, overhead_ms=round(stats.overhead_ms, 2),
+            finish_reason=stats.finish_reason,
+            interrupted=stats.interrupted, error=stats.error, notices=stats.notices,
+        )
+        try:
+            self.conversations.record_turn(record)
+            if self.memory is not None and answer.strip() and not stats.interrupted and stats.error is None:
+                payload = {"user": text, "assistant": answer, "intent": stats.intent, "session": session.id, "turn": stats.turn}
+                self.memory.enqueue("turn", payload)
+                self.memory.drain_async()
+        except Exception as exc:  # the log is best effort: the user already has the answer
+            log.warning("could not log turn %s of %s: %s", stats.turn, session.id, exc)
+            stats.notices.append(f"log: turn not saved ({reason(exc)})")
+        stats.log_ms = _ms(t3)
+        return stats
+
+    # -- status / shutdown ------------------------------------------------------------------------
+    def status(self, session: Session | None = None) -> dict[str, Any]:
+        """Model, adapters, memory and session, for /status and `evo status --json`."""
+        out: dict[str, Any] = {
+            "model": self.model_name,
+            "backend": self.engine.name,
+            "n_ctx": self.engine.n_ctx,
+            "adapters": {name: self.adapter_versions.get(name, "?") for name in self.engine.adapters()},
+            "adapter_problems": dict(self.adapter_problems),
+            "router": self.router is not None,
+            "memory_queue": self.conversations.queue_size(),
+        }
+        if self.memory is None:
+            out["memory"] = "off"
+        else:
+            try:
+                with self.memory.lock:
+                    st = self.memory.get().store.get_stats()
+                out["memory"] = {"total": st.total, "backend": st.backend, "by_type": st.by_type}
+            except Exception as exc:
+                out["memory"] = f"unavailable ({reason(exc)})"
+        if session is not None:
+            out["session"] = {"id": session.id, "title": session.title, "turns": session.turns, "mode": session.mode,
+                              "history_messages": len(session.history),
+                              "history_tokens": self.engine.count_messages(session.history) if session.history else 0}
+        return out
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self.memory is not None:
+            self.memory.flush(timeout)
+
+    def close(self) -> None:
+        if self.memory is not None:
+            self.memory.close()
+        self.conversations.close()
+
+
+def _ms(since: float) -> float:
+    return round(1000 * (time.perf_counter() - since), 2)
