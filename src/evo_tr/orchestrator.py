@@ -140,6 +140,12 @@ class Session:
     turns: int = 0
     title: str = ""
     warned: set[str] = field(default_factory=set)  # notices already shown in this session
+    injected: dict[str, str] = field(default_factory=dict)  # memory id → the memory block that carried it
+
+    def in_history(self) -> set[str]:
+        """Memories whose block is still in the history: the model sees them already, so they are not repeated."""
+        blocks = {m.content for m in self.buffer.messages if m.role == "system"}
+        return {mid for mid, block in self.injected.items() if block in blocks}
 
     @property
     def history(self) -> list[Message]:
@@ -155,9 +161,10 @@ class MemoryLink:
     Reads and writes share one lock, because the embedded store and its index are not shared across threads.
     """
 
-    def __init__(self, settings: Settings, count_tokens, conversations: ConversationStore) -> None:
+    def __init__(self, settings: Settings, count_tokens, conversations: ConversationStore, opener=open_memory) -> None:
         self.settings = settings
         self.count_tokens = count_tokens
+        self.opener = opener
         self.conversations = conversations
         self.lock = threading.RLock()
         self.manager: MemoryManager | None = None
@@ -174,7 +181,7 @@ class MemoryLink:
             if time.monotonic() < self._retry_at:
                 raise EvoError(f"memory unavailable ({self.error})")
             try:
-                manager = open_memory(self.settings, self.count_tokens)
+                manager = self.opener(self.settings, self.count_tokens)
             except Exception as exc:
                 self.failed(exc)
                 raise EvoError(f"memory unavailable ({self.error})") from exc
@@ -193,6 +200,18 @@ class MemoryLink:
 
     def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
         self.conversations.enqueue_memory(kind, payload)
+
+    def touch_async(self, ids: list[str]) -> None:
+        """Usage stats (last used, use count) of recalled memories, updated by the writer thread."""
+
+        def touch() -> None:
+            try:
+                with self.lock:
+                    self.get().store.touch(ids)
+            except Exception as exc:  # statistics only: never worth a notice
+                log.info("could not update memory usage stats: %s", exc)
+
+        self._writer.submit(touch)
 
     def drain_async(self) -> None:
         """Apply queued writes in the background (at most one drain runs at a time)."""
@@ -272,10 +291,20 @@ class Orchestrator:
         self.model_name = model_name or getattr(engine, "model_name", "")
         self.sessions: dict[str, Session] = {}
         self.startup_notices: list[Notice] = []
+        self.last_prompt: list[Message] = []  # what the model saw in the last turn (bench, debugging)
 
     @classmethod
     def build(
-        cls, settings: Settings, engine: Engine, config: GenerationConfig, *, model: str | None = None, memory: bool = True, router: bool = True,
+        cls,
+        settings: Settings,
+        engine: Engine,
+        config: GenerationConfig,
+        *,
+        model: str | None = None,
+        memory: bool = True,
+        router: bool = True,
+        conversations: ConversationStore | None = None,
+        memory_opener=open_memory,
     ) -> Orchestrator:
         """Attach the active adapters, load the router, link memory; what fails becomes a startup notice."""
         from evo_tr.experts import attach_active_adapters, base_info
@@ -300,8 +329,8 @@ class Orchestrator:
                 classifier = load_router(settings)
             except Exception as exc:
                 notices.append(Notice("router", f"router unavailable, the base model answers everything: {reason(exc)}"))
-        conversations = ConversationStore(settings.conversations_db)
-        link = MemoryLink(settings, engine.count_tokens, conversations) if memory and settings.memory.enabled else None
+        conversations = conversations or ConversationStore(settings.conversations_db)
+        link = MemoryLink(settings, engine.count_tokens, conversations, memory_opener) if memory and settings.memory.enabled else None
         if link is not None:
             try:
                 link.get()
@@ -448,6 +477,7 @@ class Orchestrator:
         stats.memory_ids = [h.memory.id for h in recall.hits]
         stats.memory_tokens = recall.tokens
         sent_context = recall.block if not fit.dropped_context else ""
+        self.last_prompt = fit.messages
         stats.assemble_ms = _ms(t2)
 
         answer = ""
@@ -489,12 +519,17 @@ class Orchestrator:
                 captured = self._capture(manager, session, text)
                 room = self.engine.n_ctx - self.config.max_tokens - self.engine.count_messages([system, current]) - RAG_MARGIN_TOKENS
                 strict = routed.intent not in self.settings.router.force_memory
-                recall = manager.recall(text, room, exclude=[c.fact.text for c in captured], strict=strict)
+                recall = manager.recall(
+                    text, room, exclude=[c.fact.text for c in captured], strict=strict, session=session.id, touch=False,
+                    skip_ids=session.in_history(),
+                )
         except Exception as exc:  # a broken or locked store must never cost the user their answer
             if not (isinstance(exc, EvoError) and exc.message.startswith("memory unavailable")):
                 self.memory.failed(exc)
             self._queue_facts(session, text, done={c.fact.text for c in captured})
             return Recall(), captured, Notice("memory", f"memory unavailable, answering without it; writes are queued ({reason(exc)})")
+        if recall.hits:
+            self.memory.touch_async([h.memory.id for h in recall.hits])
         self.memory.drain_async()  # the store works: write anything left from earlier failures
         return recall, captured, None
 
@@ -531,6 +566,7 @@ class Orchestrator:
         if stats.finish_reason != "error" or answer:
             if context:
                 session.buffer.add("system", context)
+                session.injected.update({mid: context for mid in stats.memory_ids})
             session.buffer.add("user", text)
             session.buffer.add("assistant", answer)
         record = TurnRecord(

@@ -11,6 +11,7 @@ from evo_tr.errors import EvoError
 
 Role = Literal["system", "user", "assistant"]
 TRUNCATION_MARKER = "\n[…]\n"
+MESSAGE_COST_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -149,14 +150,18 @@ class Engine(ABC):
         # fixed part; a final full count guards templates where that is not exact.
         kept: list[Message] = []
         used = base
+        costs = self._cost_cache()
         for msg in reversed(history):
-            cost = self.count_messages([*system, msg, *context, current]) - base
+            key = (msg.role, msg.content)
+            cost = costs.get(key)
+            if cost is None:  # cached: a long chat re-counts only its new messages each turn
+                cost = costs[key] = self.count_messages([*system, msg, *context, current]) - base
             if used + cost > budget:
                 break
             kept.insert(0, msg)
             used += cost
-        while kept and kept[0].role != "user":
-            kept.pop(0)
+        while kept and not (kept[0].role == "user" or (kept[0].role == "system" and len(kept) > 1 and kept[1].role == "user")):
+            kept.pop(0)  # start at a turn (its memory block or question), as the history buffer does
         final = [*system, *kept, *context, current]
         total = self.count_messages(final)
         while total > budget and kept:
@@ -164,6 +169,13 @@ class Engine(ABC):
             final = [*system, *kept, *context, current]
             total = self.count_messages(final)
         return FitResult(final, total, dropped_messages=len(history) - len(kept), dropped_context=dropped_context)
+
+    def _cost_cache(self) -> dict[tuple[str, str], int]:
+        """Per-message token cost inside a prompt (templates are additive), bounded."""
+        cache = self.__dict__.setdefault("_message_costs", {})
+        if len(cache) > MESSAGE_COST_CACHE:
+            cache.clear()
+        return cache
 
     def _truncate_current(self, system: list[Message], current: Message, budget: int) -> FitResult:
         overhead = self.count_messages([*system, replace(current, content="")]) + self.count_tokens(TRUNCATION_MARKER)

@@ -9,6 +9,8 @@ from evo_tr.engine.base import Message, Role
 
 # ChatML wraps every message in <|im_start|>role\n … <|im_end|>\n: about four tokens of framing.
 MESSAGE_OVERHEAD_TOKENS = 4
+# After overflowing, the window shrinks to this share of its limits.
+LOW_WATER = 0.5
 
 
 class ContextBuffer:
@@ -31,14 +33,30 @@ class ContextBuffer:
         for m in messages:
             self.add(m.role, m.content)
 
+    def _turn_messages(self) -> int:
+        """User and assistant messages: retrieved-memory (system) blocks ride along and do not count."""
+        return sum(m.role != "system" for m, _ in self._items)
+
+    def _over(self, messages: int, tokens: int) -> bool:
+        return self._turn_messages() > messages or self.tokens > tokens
+
     def _slide(self) -> None:
-        while self._items and (len(self._items) > self.max_messages or self.tokens > self.max_tokens):
+        """Over a limit, drop the oldest down to LOW_WATER of both limits at once (llama.cpp's context shift
+        also discards half): the history's prefix then stays the same for several turns, so its KV cache is reused."""
+        if not self._over(self.max_messages, self.max_tokens):
+            return
+        low_messages, low_tokens = int(self.max_messages * LOW_WATER), int(self.max_tokens * LOW_WATER)
+        while self._items and self._over(low_messages, low_tokens):
             self._items.popleft()
             self.dropped += 1
-        # Never start the window with an assistant reply whose question slid out.
-        while self._items and self._items[0][0].role == "assistant":
+        # Start at a turn: its memory block and question, never an answer whose question slid out.
+        while self._items and not self._starts_turn():
             self._items.popleft()
             self.dropped += 1
+
+    def _starts_turn(self) -> bool:
+        first = self._items[0][0].role
+        return first == "user" or (first == "system" and len(self._items) > 1 and self._items[1][0].role == "user")
 
     @property
     def tokens(self) -> int:

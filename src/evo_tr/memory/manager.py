@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from evo_tr.config import Settings
@@ -84,11 +84,22 @@ class MemoryManager:
         return not strict or hit.similarity >= self.cfg.relevant_similarity or hit.overlap >= self.cfg.min_overlap
 
     def recall(
-        self, query: str, budget_tokens: int | None = None, *, exclude: Sequence[str] = (), strict: bool = True, vector=None,
+        self,
+        query: str,
+        budget_tokens: int | None = None,
+        *,
+        exclude: Sequence[str] = (),
+        strict: bool = True,
+        vector=None,
+        session: str | None = None,
+        touch: bool = True,
+        skip_ids: Collection[str] = (),
     ) -> Recall:
         """Top-k relevant memories that fit in the token budget, best first.
 
-        `strict=False` (the user asked about their memory) keeps only the similarity floor.
+        `strict=False` (the user asked about their memory) keeps only the similarity floor. Conversation
+        snippets of `session` are skipped: that conversation is already in the prompt's history.
+        `touch=False` leaves the usage stats to the caller (the chat updates them off the critical path).
         """
         budget = self.cfg.rag_max_tokens if budget_tokens is None else min(budget_tokens, self.cfg.rag_max_tokens)
         recall = Recall()
@@ -105,7 +116,7 @@ class MemoryManager:
                 recall.not_relevant += 1
                 continue
             key = normalize(hit.memory.text)
-            if key in seen:
+            if key in seen or hit.memory.id in skip_ids or (session and hit.memory.session == session and hit.memory.type == "conversation"):
                 continue
             cost = self.count_tokens(f"- {_line(hit.memory)}\n")
             if used + cost > budget:
@@ -117,7 +128,8 @@ class MemoryManager:
         if recall.hits:
             recall.block = format_memories(recall.memories)
             recall.tokens = self.count_tokens(recall.block)
-            self.store.touch([h.memory.id for h in recall.hits])
+            if touch:
+                self.store.touch([h.memory.id for h in recall.hits])
         return recall
 
     # -- after the answer ------------------------------------------------------------------

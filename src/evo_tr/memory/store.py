@@ -541,7 +541,10 @@ class MemoryStore:
             raise EvoError("Search query is empty.", "Give some words to search for.")
         if memory_type is not None:
             _check_type(memory_type)
-        vec = self.embed(clip_middle(query, self.cfg.max_query_chars)) if vector is None else vector
+        # Queries are embedded normalised (Turkish lower-case), exactly as the router embeds the message, so
+        # the embedder's cache serves the second request: one embedding per chat turn. Measured on the
+        # packaged pairs: recall@3 unchanged (0.917), recall@1 0.833 -> 0.813.
+        vec = self.embed(normalize(clip_middle(query, self.cfg.max_query_chars))) if vector is None else vector
         self._sync()
         res = self.collection.query(  # Chroma returns fewer rows when the store is smaller: no count() round-trip
             query_embeddings=vec[None, :],
