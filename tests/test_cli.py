@@ -90,9 +90,10 @@ def test_doctor_reports_missing_model_with_fix():
 
 
 def test_bench_json_has_every_section():
-    small = {"EVO_BENCH__DECODE_TOKENS": "16", "EVO_BENCH__MEMORY_SIZE": "300", "EVO_BENCH__MEMORY_QUERIES": "30"}
+    small = {"EVO_BENCH__DECODE_TOKENS": "16", "EVO_BENCH__MEMORY_SIZE": "300", "EVO_BENCH__MEMORY_QUERIES": "30",
+             "EVO_BENCH__TURN_MEMORY_SIZE": "100", "EVO_BENCH__FOLLOWUP_TOKENS": "16"}
     out = run_json("bench", "--json", "--runs", "1", env=small, timeout=600)
-    assert out["sections"] == ["engine", "router", "memory", "experts"]
+    assert out["sections"] == ["engine", "router", "memory", "experts", "turn", "night"]
     for key in ("load_s", "ttft_ms_p50", "decode_tok_s", "prompt_tok_s", "raw_ttft_ms_p50", "raw_decode_tok_s", "decode_vs_raw"):
         assert isinstance(out[key], (int, float)) and out[key] > 0, key
     assert out["model"] == MODEL
@@ -106,6 +107,12 @@ def test_bench_json_has_every_section():
     assert out["adapter_switch_ms_p50"] > 0 and out["adapter_set_ms_p50"] > 0
     assert out["decode_tok_s_with_adapter"] > 0 and out["adapter_decode_ratio"] > 0
     assert out["train_step_s"] > 0 and out["train_model"] == "smollm2-135m-instruct"
+    assert out["turn_memory_store_size"] == 100
+    assert 0 < out["turn_overhead_ms_p50"] <= out["turn_overhead_ms_p99"]
+    assert out["e2e_ttft_ms_p50"] > 0 and out["e2e_raw_ttft_ms_p50"] > 0 and out["e2e_ttft_vs_raw"] > 0
+    assert out["followup_ttft_ms_turn1"] > 0 and out["followup_ttft_ms_turn10"] > 0 and out["followup_ttft_growth"] > 0
+    assert out["followup_history_tokens_turn10"] > 0
+    assert out["night_s_per_100_turns"] > 0 and out["night_memories_added"] >= 8 and out["night_code_blocks_run"] == 40
 
 
 def test_bench_rejects_unknown_section():

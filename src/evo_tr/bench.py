@@ -8,6 +8,7 @@ import platform
 import statistics
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -488,8 +489,53 @@ def bench_turn(settings: Settings, model: str, say: Callable[[str], None]) -> di
     }
 
 
+NIGHT_TURNS = 100
+NIGHT_DAY = "2000-01-03"
+_NIGHT_MESSAGES = (
+    ("Merhaba! Benim adım {name}.", "Merhaba {name}, memnun oldum!"),
+    ("{city}'da yaşıyorum.", "{city} çok güzel bir şehir."),
+    ("Python'da bir listeyi nasıl sıralarım?", "```python\nsayilar = [3, 1, 2]\nsayilar.sort()\nassert sayilar == [1, 2, 3]\n```"),
+    ("Bana bir atasözü söyler misin?", "Damlaya damlaya göl olur: küçük birikimler zamanla büyür."),
+    ("Bu kod neden hata veriyor? print(x[3])", "```python\nx = [1, 2, 3]\nprint(x[3])\n```\nListede 3 numaralı eleman yok."),
+)
+
+
+def bench_night(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Night analysis + extraction on 100 synthetic turns (LLM extraction included, retraining off), in a throwaway home."""
+    from evo_tr.lifecycle import ConversationStore, TurnRecord
+    from evo_tr.lifecycle.conversations import day_bounds
+    from evo_tr.lifecycle.night import run_night
+
+    names, cities = ("Kaan", "Elif", "Deniz", "Ayşe"), ("İzmir", "Ankara", "Bursa", "Konya")
+    with tempfile.TemporaryDirectory(prefix="evo-bench-night-") as tmp:
+        home = Path(tmp)
+        (home / "models").symlink_to(settings.models_dir.resolve(), target_is_directory=True)
+        night_settings = settings.model_copy(update={"home": home, "night": settings.night.model_copy(update={"retrain": False})})
+        store = ConversationStore(night_settings.conversations_db)
+        start, _ = day_bounds(NIGHT_DAY)
+        for i in range(NIGHT_TURNS):
+            session = f"bench-{i // 5}"
+            if i % 5 == 0:
+                store.create_session(session, model=model)
+            user, answer = _NIGHT_MESSAGES[i % 5]
+            fill = {"name": names[(i // 5) % 4], "city": cities[(i // 5) % 4]}
+            stamp = (datetime.fromisoformat(start) + timedelta(hours=10, seconds=30 * i)).isoformat(timespec="milliseconds")
+            store.record_turn(TurnRecord(session, i % 5 + 1, user.format(**fill), answer.format(**fill), started_at=stamp,
+                                         intent="general_chat", confidence=0.9, expert="tr_chat"))
+        say(f"night: {NIGHT_TURNS} synthetic turns in {NIGHT_TURNS // 5} sessions (LLM extraction on, retraining off)")
+        result = run_night(night_settings, NIGHT_DAY, say=say)
+    secs = result["seconds"]
+    return {
+        "night_s_per_100_turns": round((secs["analyze"] + secs["extract"]) * 100 / NIGHT_TURNS, 2),
+        "night_step_s": secs,
+        "night_memories_added": len(result["extract"]["added"]),
+        "night_code_blocks_run": result["analyze"]["code_blocks"],
+    }
+
+
 SECTIONS: dict[str, Section] = {
     "engine": bench_engine, "router": bench_router, "memory": bench_memory, "experts": bench_experts, "turn": bench_turn,
+    "night": bench_night,
 }
 
 

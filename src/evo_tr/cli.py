@@ -20,6 +20,8 @@ from evo_tr.config import Settings, config_file_path, describe_settings, load_se
 from evo_tr.errors import EvoError
 from evo_tr.experts.commands import adapters_app, data_app, eval_app
 from evo_tr.experts.commands import train as train_command
+from evo_tr.lifecycle.commands import app as logs_app
+from evo_tr.lifecycle.commands import night, report, review, schedule_app
 from evo_tr.memory.commands import app as memory_app
 
 app = typer.Typer(
@@ -38,6 +40,11 @@ app.add_typer(memory_app, name="memory")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
+app.add_typer(logs_app, name="logs")
+app.add_typer(schedule_app, name="schedule")
+app.command("night")(night)
+app.command("report")(report)
+data_app.command("review")(review)
 sessions_app = typer.Typer(help="Stored chat sessions: list, show, delete.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
 app.command("train")(train_command)
@@ -423,11 +430,11 @@ def doctor(as_json: JsonOpt = False) -> None:
 def bench(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory, experts.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory, experts, turn, night.")] = None,
     runs: Annotated[Optional[int], typer.Option(help="Repetitions per figure (medians are reported).")] = None,
     memory_size: Annotated[Optional[int], typer.Option(help="Memories in the store for the search-latency figure (default 10000).")] = None,
 ) -> None:
-    """Measure engine speed against raw llama.cpp in the same run, router quality/latency, memory search/recall."""
+    """Measure engine speed vs raw llama.cpp, router quality/latency, memory search/recall, adapters, and a whole turn."""
     from evo_tr.bench import SECTIONS, run_bench
 
     settings = _settings()
@@ -455,7 +462,12 @@ def _root(
     version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details to stderr.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from evo_tr.lifecycle.logger import setup_logging
+
+    try:
+        setup_logging(load_settings(), verbose=verbose)
+    except EvoError:  # a broken config is reported by the command itself
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR)
     if version:
         console.print(f"evo-tr {__version__}")
         raise typer.Exit()

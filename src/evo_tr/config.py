@@ -156,6 +156,30 @@ class ChatSettings(BaseModel):
     sessions_listed: int = Field(20, ge=1, description="Sessions shown by /sessions and `evo sessions list`.")
 
 
+class NightSettings(BaseModel):
+    """What the night run does with the day: extraction, proposals, and when to retrain an expert."""
+
+    llm_extraction: bool = Field(True, description="Also ask the local model to extract facts (output validated as JSON and grounded).")
+    extraction_max_tokens: int = Field(160, ge=16, description="Answer limit for one extraction prompt.")
+    misroute_confidence: float = Field(0.6, ge=0.0, le=1.0, description="Routes below this confidence are misroute candidates.")
+    code_timeout_s: float = Field(10.0, gt=0, description="Sandbox time limit per code block from the day's answers.")
+    retrain: bool = Field(True, description="Retrain an expert when enough accepted examples are waiting.")
+    retrain_min_examples: int = Field(20, ge=1, description="Accepted new examples an expert needs before it is retrained.")
+    retrain_epochs: int = Field(1, ge=1, description="Epochs of a night retrain.")
+    retrain_max_steps: int | None = Field(None, ge=1, description="Cap on optimizer steps of a night retrain (None = whole epochs).")
+    retrain_lr: float | None = Field(None, gt=0, description="Learning rate of a night retrain (None = the expert's YAML recipe).")
+    gate_margin: float = Field(0.005, ge=0.0, description="A candidate must lower held-out loss by this share to be promoted; closer is a tie and the old one stays.")
+    gate_examples: int = Field(40, ge=4, description="Held-out examples the promotion gate scores.")
+
+
+class LogSettings(BaseModel):
+    """The JSON-lines application log under $EVO_HOME/logs."""
+
+    max_bytes: int = Field(5_000_000, ge=10_000, description="Rotate the live log at this size.")
+    backups: int = Field(5, ge=0, description="Rotated files kept.")
+    max_age_days: float = Field(30.0, gt=0, description="Rotated files older than this are deleted.")
+
+
 class BenchSettings(BaseModel):
     """How many repetitions `evo bench` takes its medians over."""
 
@@ -186,6 +210,8 @@ class Settings(BaseSettings):
     memory: MemorySettings = MemorySettings()
     experts: ExpertSettings = ExpertSettings()
     chat: ChatSettings = ChatSettings()
+    logs: LogSettings = LogSettings()
+    night: NightSettings = NightSettings()
     bench: BenchSettings = BenchSettings()
 
     @classmethod
@@ -219,6 +245,10 @@ class Settings(BaseSettings):
     def prompt_for(self, expert: str | None) -> str:
         """The system prompt an expert answers with (and was trained with); 'base' and unknown ones get the default."""
         return self.experts.system_prompts.get(expert or "base", self.system_prompt)
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
 
     @property
     def history_file(self) -> Path:

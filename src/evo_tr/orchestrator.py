@@ -21,7 +21,8 @@ from typing import Any, Union
 from evo_tr.config import Settings
 from evo_tr.engine import Engine, GenerationConfig, Message
 from evo_tr.errors import EvoError
-from evo_tr.lifecycle.conversations import ConversationStore, SessionInfo, TurnRecord
+from evo_tr.lifecycle.conversations import ConversationStore, Feedback, SessionInfo, TurnRecord
+from evo_tr.lifecycle.signals import implicit_feedback
 from evo_tr.memory.context import ContextBuffer
 from evo_tr.memory.manager import Captured, MemoryManager, Recall, open_memory
 from evo_tr.memory.types import MemoryHit
@@ -86,6 +87,7 @@ class TurnStats:
     intent: str = ""
     confidence: float = 0.0
     routed_fallback: bool = False
+    route_source: str = "router"
     expert: str = "base"
     adapter: str | None = None
     answer: str = ""
@@ -341,6 +343,8 @@ class Orchestrator:
             adapter_versions=versions, adapter_problems=problems, model_name=model or settings.model,
         )
         orch.startup_notices = notices
+        for notice in notices:
+            log.warning("startup: %s", notice.text, extra={"event": "degraded", "kind": notice.kind})
         return orch
 
     # -- sessions ----------------------------------------------------------------------------
@@ -428,8 +432,36 @@ class Orchestrator:
         session = self.session(session_id)
         return self._turn(session, message.strip(), expert)
 
-    def _turn(self, session: Session, text: str, expert: str | None) -> Iterator[Event]:
+    def feedback(self, session_id: str, kind: str, *, reason: str = "", text: str = "", turn: int | None = None) -> Feedback:
+        """/good, /bad REASON, /fix TEXT on the session's last turn (or `turn`)."""
+        session = self.session(session_id)
+        number = session.turns if turn is None else turn
+        if number < 1:
+            raise EvoError("There is no answer to rate yet.", "Ask something first.")
+        if kind == "fix" and not text.strip():
+            raise EvoError("/fix needs the better answer.", "Type /fix followed by the answer you expected.")
+        fb = Feedback(session.id, number, kind, "explicit", reason.strip(), text.strip())
+        self.conversations.add_feedback(fb)
+        return fb
+
+    def regenerate(self, session_id: str, *, expert: str | None = None) -> Iterator[Event]:
+        """Answer the last message again (the old answer is marked 'regenerate' and leaves the history)."""
+        session = self.session(session_id)
+        last = self.conversations.turns(session.id, last=1)
+        if not last:
+            raise EvoError("There is nothing to regenerate yet.", "Ask something first.")
+        record = last[0]
+        self.conversations.add_feedback(Feedback(session.id, record.number, "regenerate", "implicit"))
+        history = session.buffer.messages
+        if len(history) >= 2 and history[-1].role == "assistant" and history[-2].role == "user":
+            drop = 3 if len(history) >= 3 and history[-3].role == "system" else 2
+            session.buffer.pop(drop)
+        return self._turn(session, record.message, expert, implicit=False)
+
+    def _turn(self, session: Session, text: str, expert: str | None, *, implicit: bool = True) -> Iterator[Event]:
         t0 = time.perf_counter()
+        if implicit and session.turns:
+            self._implicit_feedback(session, text)
         session.turns += 1
         stats = TurnStats(session.id, session.turns)
         if not session.title:
@@ -438,7 +470,7 @@ class Orchestrator:
 
         routed = self.route(session, text, expert)
         stats.intent, stats.confidence, stats.expert, stats.adapter = routed.intent, routed.confidence, routed.expert, routed.adapter
-        stats.routed_fallback = routed.fallback
+        stats.routed_fallback, stats.route_source = routed.fallback, routed.source
         stats.route_ms = _ms(t0)
         yield routed
         if routed.source == "router-failed" and "router" not in session.warned:
@@ -508,6 +540,17 @@ class Orchestrator:
             yield self._notice(stats, Notice("generation", f"the answer failed: {stats.error}"))
         yield Done(self._finish(session, stats, text, answer, sent_context, t0, completion))
 
+    def _implicit_feedback(self, session: Session, text: str) -> None:
+        """The user says the last answer was wrong, or asks the same thing again: recorded for the night."""
+        previous = next((m.content for m in reversed(session.buffer.messages) if m.role == "user"), None)
+        signal = implicit_feedback(text, previous)
+        if signal is None:
+            return
+        try:
+            self.conversations.add_feedback(Feedback(session.id, session.turns, signal, "implicit", reason=text[:200]))
+        except Exception as exc:
+            log.warning("could not record implicit feedback: %s", exc)
+
     def _recall(self, session: Session, stats: TurnStats, text: str, routed: Routed, system: Message, current: Message):
         """Capture stated facts and retrieve memories; any failure means no RAG this turn and queued writes."""
         recall, captured = Recall(), []
@@ -571,7 +614,7 @@ class Orchestrator:
             session.buffer.add("assistant", answer)
         record = TurnRecord(
             session.id, stats.turn, text, answer, context=context, intent=stats.intent, confidence=stats.confidence,
-            routed_fallback=stats.routed_fallback,
+            routed_fallback=stats.routed_fallback, route_source=stats.route_source,
             expert=stats.expert, adapter=stats.adapter, adapter_version=self.adapter_versions.get(stats.adapter or ""),
             memory_ids=stats.memory_ids, prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
             ttft_ms=stats.ttft_ms, e2e_ttft_ms=stats.e2e_ttft_ms, total_ms=stats.total_ms, overhead_ms=round(stats.overhead_ms, 2),
@@ -588,6 +631,12 @@ class Orchestrator:
             log.warning("could not log turn %s of %s: %s", stats.turn, session.id, exc)
             stats.notices.append(f"log: turn not saved ({reason(exc)})")
         stats.log_ms = _ms(t3)
+        log.info(
+            "turn %s/%s %s", session.id, stats.turn, stats.finish_reason,
+            extra={"event": "turn", "session": session.id, "turn": stats.turn, "intent": stats.intent, "expert": stats.expert,
+                   "adapter": stats.adapter, "ttft_ms": stats.ttft_ms, "overhead_ms": round(stats.overhead_ms, 2),
+                   "completion_tokens": stats.completion_tokens, "error": stats.error, "notices": stats.notices},
+        )
         return stats
 
     # -- status / shutdown ------------------------------------------------------------------------

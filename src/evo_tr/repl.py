@@ -62,6 +62,10 @@ class Repl:
                 Command("/verbose", "show or hide the expert and router confidence under each answer", Repl._cmd_verbose),
                 Command("/adapters", "loaded LoRA experts and which intents they serve", Repl._cmd_adapters),
                 Command("/switch", "/switch EXPERT|base|auto: force an expert, the bare base model, or let the router pick", Repl._cmd_switch),
+                Command("/good", "mark the last answer as good (it may become training data)", Repl._cmd_good),
+                Command("/bad", "/bad [REASON]: mark the last answer as wrong", Repl._cmd_bad),
+                Command("/fix", "/fix TEXT: give the answer you expected (kept for the night's training proposals)", Repl._cmd_fix),
+                Command("/retry", "answer the last message again", Repl._cmd_retry),
                 Command("/remember", "/remember TEXT: store TEXT as a long-term fact", Repl._cmd_remember),
                 Command("/forget", "/forget QUERY-or-ID: show matching memories and delete them after you confirm", Repl._cmd_forget),
                 Command("/memory", "memory statistics and the most recent memories", Repl._cmd_memory),
@@ -117,8 +121,8 @@ class Repl:
             self.answer(text)
 
     # -- answering ----------------------------------------------------------------------
-    def answer(self, text: str) -> None:
-        events = self.orch.turn(self.session.id, text)
+    def answer(self, text: str, events: Iterator | None = None) -> None:
+        events = events if events is not None else self.orch.turn(self.session.id, text)
         routed: Routed | None = None
         try:
             for event in events:
@@ -236,6 +240,25 @@ class Repl:
             last = self.last
             table.add_row("last answer", f"{last.completion_tokens} tok, {last.decode_tok_s:.1f} tok/s, first token {last.e2e_ttft_ms or 0:.0f} ms, overhead {last.overhead_ms:.0f} ms")
         self.console.print(table)
+        return True
+
+    def _cmd_good(self, _: str) -> bool:
+        self.orch.feedback(self.session.id, "good")
+        self.console.print("[green]👍 noted[/green]")
+        return True
+
+    def _cmd_bad(self, arg: str) -> bool:
+        self.orch.feedback(self.session.id, "bad", reason=arg)
+        self.console.print("[yellow]👎 noted[/yellow]" + (" [dim](/fix TEXT gives the answer you expected)[/dim]" if not arg else ""))
+        return True
+
+    def _cmd_fix(self, arg: str) -> bool:
+        self.orch.feedback(self.session.id, "fix", text=arg)
+        self.console.print("[green]✍ correction kept[/green] [dim](the night turns it into a training proposal)[/dim]")
+        return True
+
+    def _cmd_retry(self, _: str) -> bool:
+        self.answer("", self.orch.regenerate(self.session.id))
         return True
 
     def _cmd_verbose(self, arg: str) -> bool:

@@ -146,3 +146,38 @@ def eval_turkish(
         out[f"words_{key}"] = n
     out["adapter"] = adapter
     return out
+
+
+# -- the promotion gate: held-out loss, active version vs candidate -----------------------------------
+def gate_examples(settings: Settings, expert: str):
+    """Held-out examples an expert is judged on: the Turkish held-out set, else its data's valid split."""
+    from evo_tr.experts.data import clean, load_strict, packaged_dir, read_jsonl, split
+
+    if expert == "tr_chat":
+        examples = read_jsonl(heldout_path()).examples
+    else:
+        _, examples = split(clean(load_strict(packaged_dir(expert)))[0])
+    return examples[: settings.night.gate_examples]
+
+
+def gate_losses(settings: Settings, expert: str, peft_dirs: list, say: Callable[[str], None] = lambda _: None) -> list[float]:
+    """Mean assistant-token loss on the held-out set for each adapter (None = base), one base load."""
+    from evo_tr.experts import base_info
+    from evo_tr.experts.train import encode, evaluate_loss, load_torch_base
+
+    base = base_info(settings)
+    model, tok = load_torch_base(settings, base.name, base.path, base.sha256, say)
+    system = settings.prompt_for(expert)
+    items = [e for e in (encode(x, tok, system, 1024) for x in gate_examples(settings, expert)) if e]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    out = []
+    for peft_dir in peft_dirs:
+        if peft_dir is None:
+            out.append(round(float(evaluate_loss(model, items, pad)), 5))
+            continue
+        from peft import PeftModel
+
+        peft = PeftModel.from_pretrained(model, str(peft_dir))
+        out.append(round(float(evaluate_loss(peft, items, pad)), 5))
+        model = peft.unload()  # back to the bare base for the next adapter
+    return out

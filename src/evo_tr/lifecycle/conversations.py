@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS turns (
     intent TEXT NOT NULL DEFAULT '',
     confidence REAL,
     routed_fallback INTEGER NOT NULL DEFAULT 0,
+    route_source TEXT NOT NULL DEFAULT 'router',
     expert TEXT NOT NULL DEFAULT 'base',
     adapter TEXT,
     adapter_version TEXT,
@@ -52,6 +53,58 @@ CREATE TABLE IF NOT EXISTS turns (
     UNIQUE (session_id, number)
 );
 CREATE INDEX IF NOT EXISTS turns_started ON turns(started_at);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_turn ON feedback(session_id, turn);
+CREATE TABLE IF NOT EXISTS night_steps (
+    day TEXT NOT NULL,
+    step TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    result TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (day, step)
+);
+CREATE TABLE IF NOT EXISTS night_items (
+    day TEXT NOT NULL,
+    step TEXT NOT NULL,
+    key TEXT NOT NULL,
+    result TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (day, step, key)
+);
+CREATE TABLE IF NOT EXISTS proposals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    day TEXT NOT NULL,
+    expert TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    messages TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    used_in TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (session_id, turn, kind)
+);
+CREATE TABLE IF NOT EXISTS preference_pairs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    day TEXT NOT NULL,
+    expert TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    chosen TEXT NOT NULL,
+    rejected TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (session_id, turn)
+);
 CREATE TABLE IF NOT EXISTS memory_queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at TEXT NOT NULL,
@@ -65,6 +118,16 @@ CREATE TABLE IF NOT EXISTS memory_queue (
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def day_bounds(day) -> tuple[str, str]:
+    """A local calendar day (date or YYYY-MM-DD) as [start, end) ISO timestamps in UTC, as turns are stored."""
+    from datetime import date as _date, timedelta
+
+    d = _date.fromisoformat(day) if isinstance(day, str) else day
+    start = datetime(d.year, d.month, d.day).astimezone(timezone.utc)
+    end = (datetime(d.year, d.month, d.day) + timedelta(days=1)).astimezone(timezone.utc)
+    return start.isoformat(timespec="milliseconds"), end.isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -93,6 +156,7 @@ class TurnRecord:
     intent: str = ""
     confidence: float | None = None
     routed_fallback: bool = False
+    route_source: str = "router"
     expert: str = "base"
     adapter: str | None = None
     adapter_version: str | None = None
@@ -113,6 +177,33 @@ class TurnRecord:
         return asdict(self)
 
 
+FEEDBACK_KINDS = ("good", "bad", "fix", "correction", "repeat", "regenerate")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A judgement on one turn: explicit (/good, /bad, /fix) or implicit (correction, repeat, regenerate)."""
+
+    session_id: str
+    turn: int
+    kind: str
+    source: str = "explicit"
+    reason: str = ""
+    text: str = ""  # for "fix": the better answer the user gave
+    created_at: str = field(default_factory=now_iso)
+
+    def __post_init__(self) -> None:
+        if self.kind not in FEEDBACK_KINDS:
+            raise EvoError(f"Unknown feedback kind {self.kind!r}.", f"Use one of: {', '.join(FEEDBACK_KINDS)}.")
+
+    @property
+    def negative(self) -> bool:
+        return self.kind != "good"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 JSON_FIELDS = ("memory_ids", "notices")
 BOOL_FIELDS = ("routed_fallback", "interrupted")
 
@@ -127,6 +218,7 @@ class ConversationStore:
         try:
             db = self._db()
             db.executescript(SCHEMA)  # idempotent; executescript runs outside our transactions
+            _add_missing_columns(db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise EvoError(
@@ -222,6 +314,134 @@ class ConversationStore:
         rows = self._db().execute("SELECT * FROM turns WHERE started_at >= ? AND started_at < ? ORDER BY started_at", (start, end)).fetchall()
         return [_record(r) for r in rows]
 
+    # -- feedback -------------------------------------------------------------------------
+    def add_feedback(self, fb: "Feedback") -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO feedback (session_id, turn, kind, source, reason, text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (fb.session_id, fb.turn, fb.kind, fb.source, fb.reason, fb.text, fb.created_at),
+            )
+            summary = fb.kind if fb.source == "explicit" else f"{fb.kind} (implicit)"
+            db.execute("UPDATE turns SET feedback = ? WHERE session_id = ? AND number = ?", (summary, fb.session_id, fb.turn))
+            return int(cur.lastrowid)
+
+    def feedback_for(self, session_id: str, turn: int | None = None) -> list["Feedback"]:
+        sql, args = "SELECT * FROM feedback WHERE session_id = ?", [session_id]
+        if turn is not None:
+            sql, args = sql + " AND turn = ?", args + [turn]
+        rows = self._db().execute(sql + " ORDER BY id", args).fetchall()
+        return [Feedback(**{k: r[k] for k in r.keys() if k != "id"}) for r in rows]
+
+    def stats(self, since: str = "", until: str = "9999") -> dict[str, Any]:
+        """Counts and medians over turns started in [since, until) (ISO strings, UTC)."""
+        import statistics
+
+        turns = self.turns_between(since, until)
+        rows = self._db().execute(
+            "SELECT f.kind, f.source, COUNT(*) AS n FROM feedback f JOIN turns t ON t.session_id = f.session_id AND t.number = f.turn "
+            "WHERE t.started_at >= ? AND t.started_at < ? GROUP BY f.kind, f.source",
+            (since, until),
+        ).fetchall()
+
+        def count(values) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for v in values:
+                out[v] = out.get(v, 0) + 1
+            return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+        ttfts = [t.ttft_ms for t in turns if t.ttft_ms]
+        overheads = [t.overhead_ms for t in turns if t.overhead_ms]
+        return {
+            "turns": len(turns),
+            "sessions": len({t.session_id for t in turns}),
+            "intents": count(t.intent or "(none)" for t in turns),
+            "experts": count(t.expert for t in turns),
+            "errors": sum(t.error is not None for t in turns),
+            "interrupted": sum(t.interrupted for t in turns),
+            "feedback": {f"{r['kind']}{'' if r['source'] == 'explicit' else ' (implicit)'}": r["n"] for r in rows},
+            "ttft_ms_p50": round(statistics.median(ttfts), 1) if ttfts else None,
+            "overhead_ms_p50": round(statistics.median(overheads), 2) if overheads else None,
+            "completion_tokens": sum(t.completion_tokens for t in turns),
+        }
+
+    def turns_for_day(self, day) -> list[TurnRecord]:
+        """Turns started on a local calendar day."""
+        start, end = day_bounds(day)
+        return self.turns_between(start, end)
+
+    # -- night runs ---------------------------------------------------------------------------
+    def night_step(self, day: str, step: str) -> tuple[str, dict[str, Any]] | None:
+        row = self._db().execute("SELECT status, result FROM night_steps WHERE day = ? AND step = ?", (day, step)).fetchone()
+        return (row["status"], json.loads(row["result"])) if row else None
+
+    def night_step_set(self, day: str, step: str, status: str, result: dict[str, Any] | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO night_steps (day, step, status, started_at, finished_at, result) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(day, step) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at, result = excluded.result",
+                (day, step, status, now_iso(), now_iso() if status == "done" else None, json.dumps(result or {}, ensure_ascii=False, default=str)),
+            )
+
+    def night_item(self, day: str, step: str, key: str) -> dict[str, Any] | None:
+        row = self._db().execute("SELECT result FROM night_items WHERE day = ? AND step = ? AND key = ?", (day, step, key)).fetchone()
+        return json.loads(row["result"]) if row else None
+
+    def night_item_done(self, day: str, step: str, key: str, result: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO night_items (day, step, key, result) VALUES (?, ?, ?, ?)",
+                       (day, step, key, json.dumps(result, ensure_ascii=False, default=str)))
+
+    def night_items(self, day: str, step: str) -> list[dict[str, Any]]:
+        rows = self._db().execute("SELECT result FROM night_items WHERE day = ? AND step = ? ORDER BY rowid", (day, step)).fetchall()
+        return [json.loads(r["result"]) for r in rows]
+
+    # -- training proposals -------------------------------------------------------------------
+    def propose(self, day: str, expert: str, kind: str, messages: list[dict[str, str]], session_id: str, turn: int) -> bool:
+        """A candidate training example; the same (session, turn, kind) is proposed once. True if new."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO proposals (day, expert, kind, messages, session_id, turn, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (day, expert, kind, json.dumps(messages, ensure_ascii=False), session_id, turn, now_iso()),
+            )
+            return cur.rowcount > 0
+
+    def add_preference_pair(self, day: str, expert: str, prompt: str, chosen: str, rejected: str, session_id: str, turn: int) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO preference_pairs (day, expert, prompt, chosen, rejected, session_id, turn, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (day, expert, prompt, chosen, rejected, session_id, turn, now_iso()),
+            )
+            return cur.rowcount > 0
+
+    def proposals(self, *, status: str | None = None, expert: str | None = None, unused: bool = False) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM proposals WHERE 1 = 1", []
+        if status:
+            sql, args = sql + " AND status = ?", args + [status]
+        if expert:
+            sql, args = sql + " AND expert = ?", args + [expert]
+        if unused:
+            sql += " AND used_in IS NULL"
+        rows = self._db().execute(sql + " ORDER BY id", args).fetchall()
+        return [{**dict(r), "messages": json.loads(r["messages"])} for r in rows]
+
+    def set_proposal_status(self, ids: list[int], status: str) -> int:
+        if status not in ("pending", "accepted", "rejected"):
+            raise EvoError(f"Unknown proposal status {status!r}.")
+        with self._tx() as db:
+            return sum(db.execute("UPDATE proposals SET status = ? WHERE id = ?", (status, i)).rowcount for i in ids)
+
+    def mark_proposals_used(self, ids: list[int], version: str) -> None:
+        with self._tx() as db:
+            db.executemany("UPDATE proposals SET used_in = ? WHERE id = ?", [(version, i) for i in ids])
+
+    def preference_pairs(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db().execute("SELECT * FROM preference_pairs ORDER BY id").fetchall()]
+
+    def feedback_between(self, start: str, end: str) -> list["Feedback"]:
+        rows = self._db().execute("SELECT * FROM feedback WHERE created_at >= ? AND created_at < ? ORDER BY id", (start, end)).fetchall()
+        return [Feedback(**{k: r[k] for k in r.keys() if k != "id"}) for r in rows]
+
     # -- memory retry queue ----------------------------------------------------------------
     def enqueue_memory(self, kind: str, payload: dict[str, Any], error: str | None = None) -> int:
         with self._tx() as db:
@@ -251,6 +471,18 @@ class ConversationStore:
         if db is not None:
             db.close()
             self._local.db = None
+
+
+ADDED_COLUMNS = {"turns": {"route_source": "TEXT NOT NULL DEFAULT 'router'"}}
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Stores made by an older version get the columns added since (SQLite adds columns in place)."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+        for name, decl in columns.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
 
 def _like_prefix(prefix: str) -> str:

@@ -73,5 +73,10 @@ class ContextBuffer:
     def clear(self) -> None:
         self._items.clear()
 
+    def pop(self, n: int = 1) -> None:
+        """Remove the newest n messages (regenerating an answer)."""
+        for _ in range(min(n, len(self._items))):
+            self._items.pop()
+
     def __len__(self) -> int:
         return len(self._items)

@@ -447,6 +447,16 @@ class MemoryStore:
                     self.collection.update(ids=[m.id], metadatas=[m.metadata()])
         return [r for r in results if r is not None]
 
+    def find_duplicate(self, text: str, memory_type: str = "fact") -> Memory | None:
+        """The stored memory that `add_memory(text)` would merge into, without touching it (night dedupe)."""
+        self._sync()
+        text = validate_text(text, self.cfg)
+        hit = self._by_hash([text_hash(text)]).get((text_hash(text), _check_type(memory_type)))
+        total = self.count()
+        if hit is not None or not total:
+            return hit
+        return self._near_duplicates([text], self.embed([text]), [NewMemory(text, memory_type)], total)[0]
+
     def _by_hash(self, hashes: list[str]) -> dict[tuple[str, str], Memory]:
         found = self.collection.get(where={"text_hash": {"$in": sorted(set(hashes))}}, include=["documents", "metadatas"])
         out: dict[tuple[str, str], Memory] = {}
