@@ -169,6 +169,7 @@ class NightSettings(BaseModel):
     retrain_max_steps: int | None = Field(None, ge=1, description="Cap on optimizer steps of a night retrain (None = whole epochs).")
     retrain_lr: float | None = Field(None, gt=0, description="Learning rate of a night retrain (None = the expert's YAML recipe).")
     gate_margin: float = Field(0.005, ge=0.0, description="A candidate must lower held-out loss by this share to be promoted; closer is a tie and the old one stays.")
+    gate_min_gain_share: float = Field(0.9, ge=0.0, le=1.0, description="A candidate must keep this share of the active version's prompt gain (how much the question lowers the answer's loss).")
     gate_examples: int = Field(40, ge=4, description="Held-out examples the promotion gate scores.")
 
 

@@ -160,24 +160,46 @@ def gate_examples(settings: Settings, expert: str):
     return examples[: settings.night.gate_examples]
 
 
-def gate_losses(settings: Settings, expert: str, peft_dirs: list, say: Callable[[str], None] = lambda _: None) -> list[float]:
-    """Mean assistant-token loss on the held-out set for each adapter (None = base), one base load."""
+def gate_pairs(examples) -> tuple[list, list]:
+    """Each held-out answer after its own question, and after the next example's question (a mismatch)."""
+    from evo_tr.experts.data import ChatExample
+
+    pairs = []
+    for ex in examples:
+        user = next((c for r, c in reversed(ex.messages[:-1]) if r == "user"), None)
+        if user is not None and ex.messages[-1][0] == "assistant":
+            pairs.append((user, ex.messages[-1][1]))
+    right = [ChatExample((("user", u), ("assistant", a))) for u, a in pairs]
+    wrong = [ChatExample((("user", pairs[(i + 1) % len(pairs)][0]), ("assistant", a))) for i, (_, a) in enumerate(pairs)]
+    return right, wrong
+
+
+def gate_scores(settings: Settings, expert: str, peft_dirs: list, say: Callable[[str], None] = lambda _: None) -> list[dict[str, float]]:
+    """Per adapter (None = base): held-out answer loss, and how much its own question helps (prompt gain).
+
+    Loss alone rewards any text in the right language; the prompt gain (loss after a mismatched question
+    minus loss after the right one) falls when a model learns to ignore the question, e.g. from shuffled pairs.
+    """
     from evo_tr.experts import base_info
     from evo_tr.experts.train import encode, evaluate_loss, load_torch_base
 
     base = base_info(settings)
     model, tok = load_torch_base(settings, base.name, base.path, base.sha256, say)
     system = settings.prompt_for(expert)
-    items = [e for e in (encode(x, tok, system, 1024) for x in gate_examples(settings, expert)) if e]
+    right, wrong = gate_pairs(gate_examples(settings, expert))
+    enc = lambda rows: [e for e in (encode(x, tok, system, 1024) for x in rows) if e]  # noqa: E731
+    right_items, wrong_items = enc(right), enc(wrong)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     out = []
     for peft_dir in peft_dirs:
-        if peft_dir is None:
-            out.append(round(float(evaluate_loss(model, items, pad)), 5))
-            continue
-        from peft import PeftModel
+        scored = model
+        if peft_dir is not None:
+            from peft import PeftModel
 
-        peft = PeftModel.from_pretrained(model, str(peft_dir))
-        out.append(round(float(evaluate_loss(peft, items, pad)), 5))
-        model = peft.unload()  # back to the bare base for the next adapter
+            scored = PeftModel.from_pretrained(model, str(peft_dir))
+        loss = float(evaluate_loss(scored, right_items, pad))
+        gain = float(evaluate_loss(scored, wrong_items, pad)) - loss
+        out.append({"loss": round(loss, 5), "prompt_gain": round(gain, 5)})
+        if peft_dir is not None:
+            model = scored.unload()  # back to the bare base for the next adapter
     return out

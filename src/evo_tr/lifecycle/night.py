@@ -299,7 +299,7 @@ def retrain_expert(settings: Settings, expert: str, new_examples: list[list[dict
     """Train on the expert's data plus the new examples, then gate: held-out loss vs the active version."""
     from evo_tr.experts import base_info, registry, run_training
     from evo_tr.experts.data import packaged_dir
-    from evo_tr.experts.evaluate import gate_losses
+    from evo_tr.experts.evaluate import gate_scores
 
     cfg = settings.night
     reg = registry(settings)
@@ -321,11 +321,15 @@ def retrain_expert(settings: Settings, expert: str, new_examples: list[list[dict
             overrides["lr"] = cfg.retrain_lr
         candidate = run_training(settings, expert, data=data, overrides=overrides, activate=False, say=say)
     old_peft = active.path / "peft" if active is not None else None
-    say(f"night: gate for {expert}: held-out loss of {active.tag if active else 'base'} vs {candidate.tag}")
-    old_loss, new_loss = gate_losses(settings, expert, [old_peft, candidate.path / "peft"], say)
-    promote = new_loss < old_loss * (1 - cfg.gate_margin)
-    gate = {"metric": "heldout_loss", "active": active.tag if active else "base", "active_loss": old_loss, "candidate": candidate.tag,
-            "candidate_loss": new_loss, "margin": cfg.gate_margin, "promoted": promote}
+    say(f"night: gate for {expert}: held-out scores of {active.tag if active else 'base'} vs {candidate.tag}")
+    old, new = gate_scores(settings, expert, [old_peft, candidate.path / "peft"], say)
+    better = new["loss"] < old["loss"] * (1 - cfg.gate_margin)
+    keeps_prompt = new["prompt_gain"] >= old["prompt_gain"] * cfg.gate_min_gain_share
+    promote = better and keeps_prompt
+    reason = "promoted" if promote else ("held-out loss not lower beyond the noise margin" if not better else "answers depend less on the question")
+    gate = {"metric": "heldout_loss", "active": active.tag if active else "base", "active_loss": old["loss"], "candidate": candidate.tag,
+            "candidate_loss": new["loss"], "active_prompt_gain": old["prompt_gain"], "candidate_prompt_gain": new["prompt_gain"],
+            "margin": cfg.gate_margin, "min_gain_share": cfg.gate_min_gain_share, "promoted": promote, "reason": reason}
     (candidate.path / "gate.json").write_text(json.dumps(gate, indent=2))
     if promote:
         reg.activate(expert, candidate.tag)
