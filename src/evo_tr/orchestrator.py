@@ -571,9 +571,6 @@ class Orchestrator:
                 self.memory.failed(exc)
             self._queue_facts(session, text, done={c.fact.text for c in captured})
             return Recall(), captured, Notice("memory", f"memory unavailable, answering without it; writes are queued ({reason(exc)})")
-        if recall.hits:
-            self.memory.touch_async([h.memory.id for h in recall.hits])
-        self.memory.drain_async()  # the store works: write anything left from earlier failures
         return recall, captured, None
 
     def _capture(self, manager: MemoryManager, session: Session, text: str) -> list[Captured]:
@@ -623,10 +620,14 @@ class Orchestrator:
         )
         try:
             self.conversations.record_turn(record)
-            if self.memory is not None and answer.strip() and not stats.interrupted and stats.error is None:
+            saving = self.settings.memory.save_conversations
+            if self.memory is not None and saving and answer.strip() and not stats.interrupted and stats.error is None:
                 payload = {"user": text, "assistant": answer, "intent": stats.intent, "session": session.id, "turn": stats.turn}
                 self.memory.enqueue("turn", payload)
-                self.memory.drain_async()
+            if self.memory is not None:  # background work starts after the answer, never competing with it
+                if stats.memory_ids:
+                    self.memory.touch_async(stats.memory_ids)
+                self.memory.drain_async()  # this turn's write, and anything left from earlier failures
         except Exception as exc:  # the log is best effort: the user already has the answer
             log.warning("could not log turn %s of %s: %s", stats.turn, session.id, exc)
             stats.notices.append(f"log: turn not saved ({reason(exc)})")
