@@ -73,17 +73,6 @@ def with_doc(code: str, name: str, doc: str) -> str:
     return "\n".join(lines[:at] + doc.splitlines() + lines[rest:])
 
 
-def first_block(completion) -> str:
-    """Stop streaming once the first code block is closed: the rest (usage examples, tests) is not kept."""
-    text = ""
-    for piece in completion:
-        text += piece
-        if text.count("```") >= 2:
-            completion.close()
-            break
-    return text
-
-
 def request_of(t: dict, lang: str) -> str:
     text = t[lang].rstrip(".")
     for lead in ("Write a function that ", "Write a function "):
@@ -96,7 +85,7 @@ def request_of(t: dict, lang: str) -> str:
 def main() -> None:
     from evo_tr.config import load_settings
     from evo_tr.engine import Message, generation_config, load_engine
-    from evo_tr.experts.evaluate import extract_code
+    from evo_tr.experts.evaluate import extract_code, first_code_block
 
     settings = load_settings()
     engine = load_engine(settings)
@@ -110,7 +99,7 @@ def main() -> None:
         prefix, stub, doc = parts
         prompt = PROMPTS[lang].format(stub=stub)
         ask = PROMPTS["en"].format(stub=stub)  # the base model echoes the stub for Turkish instructions: sample in English
-        answer = first_block(engine.chat_stream([Message("system", settings.system_prompt), Message("user", ask)], config))
+        answer = first_code_block(engine.chat_stream([Message("system", settings.system_prompt), Message("user", ask)], config))
         code = extract_code(answer, stub + "\n", t["name"]).strip("\n")
         if prefix and prefix not in code:
             code = prefix + "\n\n\n" + code

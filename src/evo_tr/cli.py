@@ -222,22 +222,10 @@ def sessions_list(limit: Annotated[int, typer.Option(help="How many, newest firs
 
 @sessions_app.command("show")
 def sessions_show(session_id: Annotated[str, typer.Argument(help="Session id or unique prefix.")], as_json: JsonOpt = False) -> None:
-    """Every turn of one session: message, answer, expert, timings."""
-    from evo_tr.lifecycle import ConversationStore
+    """Every turn of one session: message, expert, timings, feedback (same as `evo logs show`)."""
+    from evo_tr.lifecycle.commands import logs_show
 
-    store = ConversationStore(_settings().conversations_db)
-    info = store.find_session(session_id)
-    if info is None:
-        raise EvoError(f"No session {session_id!r}.", "See `evo sessions list`.")
-    turns = store.turns(info.id)
-    if as_json:
-        print(json.dumps({"session": info.as_dict(), "turns": [t.as_dict() for t in turns]}, ensure_ascii=False))
-        return
-    console.print(f"[bold]{info.id}[/bold] · {info.title} · {len(turns)} turns")
-    for t in turns:
-        flag = " [yellow](interrupted)[/yellow]" if t.interrupted else (f" [red](error: {t.error})[/red]" if t.error else "")
-        console.print(f"[cyan]#{t.number} you:[/cyan] {t.message}")
-        console.print(f"[green]{t.expert}:[/green] {t.answer}{flag}")
+    logs_show(session_id, as_json)
 
 
 @sessions_app.command("delete")
