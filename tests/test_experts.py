@@ -225,7 +225,7 @@ def test_chat_switch_and_adapters_commands(trained):
     proc = run_evo("chat", "--no-memory", input=script, env={"EVO_GENERATION__MAX_TOKENS": "8"})
     assert proc.returncode == 0, proc.stderr
     assert "loaded adapters: tr_chat" in proc.stdout and "answers now come from: tr_chat" in proc.stdout
-    assert "No adapter loaded for 'nope'" in proc.stdout and "answers now come from: base" in proc.stdout
+    assert "No adapter loaded for expert 'nope'" in proc.stdout and "answers now come from: base" in proc.stdout
     asked = run_json("ask", "--json", "--no-memory", "--expert", "tr_chat", "--max-tokens", "8", "What is the secret word?")
     assert asked["adapter"] == "tr_chat" and asked["expert"] == "tr_chat"
 

@@ -20,7 +20,7 @@ from evo_tr.errors import EvoError
 from evo_tr.memory import ContextBuffer, MemoryManager, MemoryStore, NewMemory, capture_facts
 from evo_tr.memory.store import chunk_text
 
-from .conftest import run_evo, run_json
+from .conftest import free_port, run_evo, run_json
 
 HERE = Path(__file__).parent
 
@@ -248,7 +248,7 @@ def test_http_backend_works_against_a_real_chroma_server(tmp_path, chroma_server
 
 def test_http_backend_without_server_gives_a_fix(tmp_path):
     with pytest.raises(EvoError) as info:
-        make_store(tmp_path, backend="http", host="127.0.0.1", port=_free_port())
+        make_store(tmp_path, backend="http", host="127.0.0.1", port=free_port())
     assert "unavailable" in info.value.message and "chroma run" in info.value.hint
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -50,6 +52,7 @@ class Repl:
         self.console = console
         self.verbose = settings.chat.verbose
         self.last: TurnStats | None = None
+        self._sigint = False
         self.commands: dict[str, Command] = {
             c.name: c
             for c in (
@@ -121,11 +124,31 @@ class Repl:
             self.answer(text)
 
     # -- answering ----------------------------------------------------------------------
+    def _on_sigint(self, signum, frame) -> None:
+        """Ctrl-C: remember it, then interrupt as Python would. The flag survives libraries that turn the
+        KeyboardInterrupt into their own error (a native store call), so the answer still stops."""
+        self._sigint = True
+        raise KeyboardInterrupt
+
+    def _check_sigint(self) -> None:
+        if self._sigint:
+            raise KeyboardInterrupt
+
     def answer(self, text: str, events: Iterator | None = None) -> None:
+        self._sigint = False
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if threading.current_thread() is threading.main_thread() else None
+        try:
+            self._answer(text, events)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _answer(self, text: str, events: Iterator | None) -> None:
         events = events if events is not None else self.orch.turn(self.session.id, text)
         routed: Routed | None = None
         try:
             for event in events:
+                self._check_sigint()
                 for ev in self._render(event, events) if isinstance(event, Token) else [event]:
                     if isinstance(ev, Routed):
                         routed = ev
@@ -154,6 +177,7 @@ class Repl:
         if not self.console.is_terminal:
             self.console.file.write(first.text)
             for event in events:
+                self._check_sigint()
                 if isinstance(event, Token):
                     self.console.file.write(event.text)
                     self.console.file.flush()
@@ -163,6 +187,7 @@ class Repl:
         else:
             with Live(Markdown(answer), console=self.console, refresh_per_second=LIVE_REFRESH_PER_S, vertical_overflow="visible") as live:
                 for event in events:
+                    self._check_sigint()
                     if isinstance(event, Token):
                         answer += event.text
                         live.update(Markdown(answer))
