@@ -40,6 +40,10 @@ def new_session_id() -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
+class MemoryUnavailable(EvoError):
+    """The store could not be opened (or is waiting out memory_retry_s after a failure)."""
+
+
 def reason(exc: BaseException) -> str:
     return exc.message if isinstance(exc, EvoError) else f"{type(exc).__name__}: {exc}"
 
@@ -181,12 +185,12 @@ class MemoryLink:
             if self.manager is not None:
                 return self.manager
             if time.monotonic() < self._retry_at:
-                raise EvoError(f"memory unavailable ({self.error})")
+                raise MemoryUnavailable(f"memory unavailable ({self.error})")
             try:
                 manager = self.opener(self.settings, self.count_tokens)
             except Exception as exc:
                 self.failed(exc)
-                raise EvoError(f"memory unavailable ({self.error})") from exc
+                raise MemoryUnavailable(f"memory unavailable ({self.error})") from exc
             if manager is None:
                 raise EvoError("memory is disabled in the settings")
             self.manager, self.error = manager, None
@@ -230,7 +234,7 @@ class MemoryLink:
                     manager = self.get()
                     apply_memory_write(manager, kind, payload)
             except Exception as exc:
-                if not (isinstance(exc, EvoError) and exc.message.startswith("memory unavailable")):
+                if not isinstance(exc, MemoryUnavailable):
                     self.failed(exc)
                 self.conversations.memory_failed(item_id, reason(exc))
                 return written
@@ -521,13 +525,7 @@ class Orchestrator:
                     stats.e2e_ttft_ms = _ms(t0)
                 answer += piece
                 yield Token(piece)
-        except GeneratorExit:  # the consumer closed the stream (Ctrl-C in the CLI, a dropped HTTP client)
-            if completion is not None:
-                completion.close()
-            stats.finish_reason = "interrupted"
-            self._finish(session, stats, text, answer, sent_context, t0, completion)
-            raise
-        except KeyboardInterrupt:
+        except (GeneratorExit, KeyboardInterrupt):  # stream closed by the consumer (Ctrl-C, a dropped client) or Ctrl-C here
             if completion is not None:
                 completion.close()
             stats.finish_reason = "interrupted"
@@ -559,7 +557,7 @@ class Orchestrator:
         try:
             manager = self.memory.get()
             with self.memory.lock:
-                captured = self._capture(manager, session, text)
+                captured = manager.observe(text, session=session.id, turn=session.turns)
                 room = self.engine.n_ctx - self.config.max_tokens - self.engine.count_messages([system, current]) - RAG_MARGIN_TOKENS
                 strict = routed.intent not in self.settings.router.force_memory
                 recall = manager.recall(
@@ -567,14 +565,11 @@ class Orchestrator:
                     skip_ids=session.in_history(),
                 )
         except Exception as exc:  # a broken or locked store must never cost the user their answer
-            if not (isinstance(exc, EvoError) and exc.message.startswith("memory unavailable")):
+            if not isinstance(exc, MemoryUnavailable):
                 self.memory.failed(exc)
             self._queue_facts(session, text, done={c.fact.text for c in captured})
             return Recall(), captured, Notice("memory", f"memory unavailable, answering without it; writes are queued ({reason(exc)})")
         return recall, captured, None
-
-    def _capture(self, manager: MemoryManager, session: Session, text: str) -> list[Captured]:
-        return manager.observe(text, session=session.id, turn=session.turns)
 
     def _queue_facts(self, session: Session, text: str, done: set[str]) -> None:
         """Facts from a message the store could not take now are written later by the queue."""

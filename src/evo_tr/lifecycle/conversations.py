@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -330,7 +331,7 @@ class ConversationStore:
         if turn is not None:
             sql, args = sql + " AND turn = ?", args + [turn]
         rows = self._db().execute(sql + " ORDER BY id", args).fetchall()
-        return [Feedback(**{k: r[k] for k in r.keys() if k != "id"}) for r in rows]
+        return [_feedback(r) for r in rows]
 
     def stats(self, since: str = "", until: str = "9999") -> dict[str, Any]:
         """Counts and medians over turns started in [since, until) (ISO strings, UTC)."""
@@ -344,10 +345,7 @@ class ConversationStore:
         ).fetchall()
 
         def count(values) -> dict[str, int]:
-            out: dict[str, int] = {}
-            for v in values:
-                out[v] = out.get(v, 0) + 1
-            return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+            return dict(Counter(values).most_common())
 
         ttfts = [t.ttft_ms for t in turns if t.ttft_ms]
         overheads = [t.overhead_ms for t in turns if t.overhead_ms]
@@ -440,7 +438,7 @@ class ConversationStore:
 
     def feedback_between(self, start: str, end: str) -> list["Feedback"]:
         rows = self._db().execute("SELECT * FROM feedback WHERE created_at >= ? AND created_at < ? ORDER BY id", (start, end)).fetchall()
-        return [Feedback(**{k: r[k] for k in r.keys() if k != "id"}) for r in rows]
+        return [_feedback(r) for r in rows]
 
     # -- memory retry queue ----------------------------------------------------------------
     def enqueue_memory(self, kind: str, payload: dict[str, Any], error: str | None = None) -> int:
@@ -487,6 +485,10 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
 
 def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _feedback(row: sqlite3.Row) -> Feedback:
+    return Feedback(**{k: row[k] for k in row.keys() if k != "id"})
 
 
 def _record(row: sqlite3.Row) -> TurnRecord:
