@@ -62,6 +62,11 @@ def test_completions_keep_the_stub_and_model_written_answers_are_marked():
         assert r["answer_source"] in ("model", "hand")
 
 
+def test_written_answers_say_where_their_code_came_from():
+    data = [r for r in rows("python_coder") if r["kind"] == "write"]
+    assert {r["answer_source"] for r in data} <= {"model", "hand"} and len(data) >= 150
+
+
 @pytest.mark.parametrize("expert", ["tr_chat", "python_coder"])
 def test_no_text_was_lower_cased_the_non_turkish_way(expert):
     """str.lower() turns "İ" into "i" + U+0307 (combining dot above); Turkish text never contains it."""
