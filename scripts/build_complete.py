@@ -1,11 +1,12 @@
 """Build src/evo_tr/data/training/python_coder/complete.jsonl: "complete this stub" examples.
 
-Each of our hand-written tasks becomes a function stub (signature + docstring with the task's own
-request and doctest examples taken from its asserts). The answer is the whole function, docstring kept.
-Its body comes from the served base model itself (greedy), kept only if the task's asserts pass in the
-sandbox (rejection sampling); otherwise our hand-written solution is used. Training on the model's
-own verified style keeps the adapter from drifting away from what the base already does well.
-Run: .venv/bin/python scripts/build_complete.py   (needs the default model; about 10 minutes on 2 cores)
+Each of our hand-written tasks becomes a function stub (signature + docstring with the task's own request
+and doctest examples taken from its asserts), asked for in English and in Turkish. The answer is the whole function, docstring kept.
+It is the served base model's own completion from scripts/distilled.json (scripts/distill.py samples it
+with the English request, since the base model echoes the stub for Turkish ones, and keeps it only if the
+task's asserts pass in the sandbox); a stub the model never completed gets no row. Training on the
+model's own verified code keeps the adapter from drifting away from what the base already does well.
+Run: .venv/bin/python scripts/build_complete.py   (after scripts/distill.py)
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import ast
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,46 +83,25 @@ def request_of(t: dict, lang: str) -> str:
 
 
 def main() -> None:
-    from evo_tr.config import load_settings
-    from evo_tr.engine import Message, generation_config, load_engine
-    from evo_tr.experts.evaluate import extract_code, first_code_block
+    from build_training_data import distilled, humaneval_names
 
-    settings = load_settings()
-    engine = load_engine(settings)
-    config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=500)
-    rows, own = [], 0
-    for i, t in enumerate(T):
-        lang = "en" if i % 2 == 0 else "tr"
+    model = distilled(humaneval_names()).get("complete", {})
+    rows = []
+    for t in T:
         parts = stub_of(t["code"], t["name"], request_of(t, "en"), t["tests"])  # docstrings are English, as in most code
-        if parts is None:
+        code = model.get(t["name"])
+        if parts is None or code is None:
             continue
-        prefix, stub, doc = parts
-        prompt = PROMPTS[lang].format(stub=stub)
-        ask = PROMPTS["en"].format(stub=stub)  # the base model echoes the stub for Turkish instructions: sample in English
-        answer = first_code_block(engine.chat_stream([Message("system", settings.system_prompt), Message("user", ask)], config))
-        code = extract_code(answer, stub + "\n", t["name"]).strip("\n")
-        if prefix and prefix not in code:
-            code = prefix + "\n\n\n" + code
-        source = "model"
-        try:
-            if doc.strip().splitlines()[0].strip() not in code:
-                code = with_doc(code, t["name"], doc)
-            passed = run_python(code + "\n\n" + t["tests"]).ok
-        except (SyntaxError, StopIteration):
-            passed = False
-        if not passed:
-            code, source = with_doc(t["code"], t["name"], doc), "hand"
-        own += source == "model"
         program = code + "\n\n" + t["tests"]
         assert run_python(program).ok, t["name"]
-        rows.append({"messages": [{"role": "user", "content": prompt},
-                                  {"role": "assistant", "content": f"```python\n{code}\n```\n\n{NOTE[lang]}"}],
-                     "check": program, "kind": "complete", "lang": lang, "task": t["name"], "answer_source": source})
-        print(f"{i + 1}/{len(T)} {t['name']}: {source}", flush=True)
+        rows += [{"messages": [{"role": "user", "content": PROMPTS[lang].format(stub=parts[1])},
+                               {"role": "assistant", "content": f"```python\n{code}\n```\n\n{NOTE[lang]}"}],
+                  "check": program, "kind": "complete", "lang": lang, "task": t["name"], "answer_source": "model"}
+                 for lang in ("en", "tr")]
     with open(OUT, "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    print(f"complete: {len(rows)} ({own} model-written and verified, {len(rows) - own} hand-written)")
+    print(f"complete: {len(rows)} (all model-written and verified)")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 
 Every example carries a "check" program (its code plus asserts) that tests/test_training_data.py runs
 in the sandbox; tracebacks in the bug-fix prompts are produced here by really running the buggy code.
-"write" answers use the base model's own verified solution from scripts/distilled_write.json where our
-explanation still fits it (answer_source "model"), and our hand-written one otherwise ("hand").
+Every code answer (write, fix, tests) is the base model's own sandbox-verified output from
+scripts/distilled.json (made by scripts/distill.py, answer_source "model"); a task the model never solved
+gets no such row, so no hand-written solution is ever a training target. Explanations (of code, of a bug,
+after a solution) are ours, in the prompt's language; a written solution keeps ours only where it fits
+the model's code, otherwise the row is left out.
 Run: .venv/bin/python scripts/build_training_data.py
 """
 
@@ -26,9 +29,9 @@ from evo_tr.sandbox import PRELUDE, run_python  # noqa: E402
 from evo_tr.text import turkish_lower  # noqa: E402
 
 OUT = ROOT / "src" / "evo_tr" / "data" / "training" / "python_coder"
-DISTILLED = ROOT / "scripts" / "distilled_write.json"  # made by scripts/distill_write.py
+DISTILLED = ROOT / "scripts" / "distilled.json"  # made by scripts/distill.py
 RECURSION = ("recursion", "recursive", "özyineleme")
-REFUSAL = ("reject", "refuse", "raise", "error", "reddedilir", "reddeder", "hata")
+REFUSAL = re.compile(r"\b(reject|refuse|raise|error|reddedil|reddeder|hata)")  # word starts: "ZeroDivisionError" is no refusal
 PRELUDE_LINES = PRELUDE.count("\n") + 1
 
 
@@ -74,7 +77,7 @@ def explained_by(t: dict, code: str) -> bool:
         return False
     if any(r in text.lower() for r in RECURSION) and len(re.findall(rf"\b{t['name']}\(", code)) < 2:
         return False
-    return "raise" in code or not any(w in text.lower() for w in REFUSAL)
+    return "raise" in code or not REFUSAL.search(turkish_lower(text))
 
 
 def humaneval_names() -> set[str]:
@@ -83,40 +86,47 @@ def humaneval_names() -> set[str]:
     return {p["entry_point"] for p in read_problems().values()}
 
 
-def write_code(t: dict, distilled: dict[str, str], banned: set[str]) -> tuple[str, str]:
-    """(code, source): the base model's verified solution when our explanation fits it, else our own."""
-    code = distilled.get(t["name"])
-    if code and explained_by(t, code) and not set(re.findall(r"^def (\w+)\(", code, re.MULTILINE)) & banned:
-        return code, "model"
-    return t["code"], "hand"
+def own_names(code: str) -> set[str]:
+    return set(re.findall(r"^def (\w+)\(", code, re.MULTILINE))
+
+
+def distilled(banned: set[str]) -> dict[str, dict[str, str]]:
+    """kind → task → the model's verified code, minus any that defines a HumanEval entry point."""
+    kept = json.loads(DISTILLED.read_text(encoding="utf-8"))["kept"] if DISTILLED.exists() else {}
+    return {kind: {name: code for name, code in codes.items() if not own_names(code) & banned} for kind, codes in kept.items()}
+
+
+TESTS_NOTE = {"en": "Each assert calls the function with a known input and checks the result.",
+              "tr": "Her assert fonksiyonu bilinen bir girdiyle çağırıp sonucu kontrol ediyor."}
 
 
 def build() -> dict[str, list[dict]]:
     files: dict[str, list[dict]] = {"write": [], "explain": [], "tests": [], "fix": []}
-    distilled = json.loads(DISTILLED.read_text(encoding="utf-8"))["kept"] if DISTILLED.exists() else {}
-    banned = humaneval_names()  # a model-written helper must not share a name with the evaluation set
+    model = distilled(humaneval_names())  # a model-written helper must not share a name with the evaluation set
     for i, t in enumerate(T):
         program = t["code"] + "\n\n" + t["tests"]
-        code, source = write_code(t, distilled, banned)
-        written = code + "\n\n" + t["tests"]
-        files["write"].append(example(t["en"], f"{block(code)}\n\n{t['exp_en']}", written, "write", "en", t["name"], answer_source=source))
-        files["write"].append(example(t["tr"], f"{block(code)}\n\n{t['exp_tr']}", written, "write", "tr", t["name"], answer_source=source))
-        if i % 2 == 0:
-            files["explain"].append(example(f"Bu kod ne yapıyor?\n\n{block(t['code'])}", f"{t['exp_tr']} Kısacası: {turkish_lower(t['tr'][0]) + t['tr'][1:]}", program, "explain", "tr", t["name"]))
-        else:
-            files["explain"].append(example(f"What does this code do?\n\n{block(t['code'])}", f"{t['exp_en']} In short, it answers this request: {t['en'][0].lower() + t['en'][1:]}", program, "explain", "en", t["name"]))
-        if i % 2 == 1:
-            files["tests"].append(example(f"Bu fonksiyon için assert ile birkaç test yaz:\n\n{block(t['code'])}", f"{block(t['tests'])}\n\nTestler hem tipik bir girdiyi hem de bir sınır durumunu kontrol ediyor.", program, "tests", "tr", t["name"]))
-        else:
-            files["tests"].append(example(f"Write a few assert-based tests for this function:\n\n{block(t['code'])}", f"{block(t['tests'])}\n\nThe asserts cover a typical input and an edge case.", program, "tests", "en", t["name"]))
-        if t["bug"]:
+        code = model.get("write", {}).get(t["name"])
+        if code and explained_by(t, code):
+            written = code + "\n\n" + t["tests"]
+            files["write"].append(example(t["en"], f"{block(code)}\n\n{t['exp_en']}", written, "write", "en", t["name"], answer_source="model"))
+            files["write"].append(example(t["tr"], f"{block(code)}\n\n{t['exp_tr']}", written, "write", "tr", t["name"], answer_source="model"))
+        files["explain"].append(example(f"Bu kod ne yapıyor?\n\n{block(t['code'])}", f"{t['exp_tr']} Kısacası: {turkish_lower(t['tr'][0]) + t['tr'][1:]}", program, "explain", "tr", t["name"]))
+        files["explain"].append(example(f"What does this code do?\n\n{block(t['code'])}", f"{t['exp_en']} In short, it answers this request: {t['en'][0].lower() + t['en'][1:]}", program, "explain", "en", t["name"]))
+        asserts = model.get("tests", {}).get(t["name"])
+        if asserts:
+            lang = "tr" if i % 2 == 1 else "en"
+            ask = {"tr": "Bu fonksiyon için assert ile birkaç test yaz:", "en": "Write a few assert-based tests for this function:"}[lang]
+            files["tests"].append(example(f"{ask}\n\n{block(t['code'])}", f"{block(asserts)}\n\n{TESTS_NOTE[lang]}", t["code"] + "\n\n" + asserts, "tests", lang, t["name"], answer_source="model"))
+        fixed = model.get("fix", {}).get(t["name"])
+        if t["bug"] and fixed:
             tb = traceback_of(t["bug"], t["tests"])
+            checked = fixed + "\n\n" + t["tests"]
             files["fix"].append(example(
                 f"This code fails. Can you fix it?\n\n{block(t['bug'])}\n\nWhen I run my tests I get:\n\n```\n{tb}\n```",
-                f"{t['cause_en']}\n\n{block(t['code'])}", program, "fix", "en", t["name"]))
+                f"{t['cause_en']}\n\n{block(fixed)}", checked, "fix", "en", t["name"], answer_source="model"))
             files["fix"].append(example(
                 f"Bu kod hata veriyor, düzeltir misin?\n\n{block(t['bug'])}\n\nTestleri çalıştırınca şu çıkıyor:\n\n```\n{tb}\n```",
-                f"{t['cause_tr']}\n\n{block(t['code'])}", program, "fix", "tr", t["name"]))
+                f"{t['cause_tr']}\n\n{block(fixed)}", checked, "fix", "tr", t["name"], answer_source="model"))
     return files
 
 
