@@ -96,6 +96,9 @@ def distilled(banned: set[str]) -> dict[str, dict[str, str]]:
     return {kind: {name: code for name, code in codes.items() if not own_names(code) & banned} for kind, codes in kept.items()}
 
 
+FIX_ASK = {"en": "This code fails. Can you fix it?\n\n{bug}\n\nWhen I run my tests I get:\n\n```\n{tb}\n```",
+           "tr": "Bu kod hata veriyor, düzeltir misin?\n\n{bug}\n\nTestleri çalıştırınca şu çıkıyor:\n\n```\n{tb}\n```"}
+TESTS_ASK = {"en": "Write a few assert-based tests for this function:\n\n{code}", "tr": "Bu fonksiyon için assert ile birkaç test yaz:\n\n{code}"}
 TESTS_NOTE = {"en": "Each assert calls the function with a known input and checks the result.",
               "tr": "Her assert fonksiyonu bilinen bir girdiyle çağırıp sonucu kontrol ediyor."}
 
@@ -115,18 +118,14 @@ def build() -> dict[str, list[dict]]:
         asserts = model.get("tests", {}).get(t["name"])
         if asserts:
             lang = "tr" if i % 2 == 1 else "en"
-            ask = {"tr": "Bu fonksiyon için assert ile birkaç test yaz:", "en": "Write a few assert-based tests for this function:"}[lang]
-            files["tests"].append(example(f"{ask}\n\n{block(t['code'])}", f"{block(asserts)}\n\n{TESTS_NOTE[lang]}", t["code"] + "\n\n" + asserts, "tests", lang, t["name"], answer_source="model"))
+            files["tests"].append(example(TESTS_ASK[lang].format(code=block(t["code"])), f"{block(asserts)}\n\n{TESTS_NOTE[lang]}", t["code"] + "\n\n" + asserts, "tests", lang, t["name"], answer_source="model"))
         fixed = model.get("fix", {}).get(t["name"])
         if t["bug"] and fixed:
             tb = traceback_of(t["bug"], t["tests"])
             checked = fixed + "\n\n" + t["tests"]
-            files["fix"].append(example(
-                f"This code fails. Can you fix it?\n\n{block(t['bug'])}\n\nWhen I run my tests I get:\n\n```\n{tb}\n```",
-                f"{t['cause_en']}\n\n{block(fixed)}", checked, "fix", "en", t["name"], answer_source="model"))
-            files["fix"].append(example(
-                f"Bu kod hata veriyor, düzeltir misin?\n\n{block(t['bug'])}\n\nTestleri çalıştırınca şu çıkıyor:\n\n```\n{tb}\n```",
-                f"{t['cause_tr']}\n\n{block(fixed)}", checked, "fix", "tr", t["name"], answer_source="model"))
+            for lang in ("en", "tr"):
+                files["fix"].append(example(FIX_ASK[lang].format(bug=block(t["bug"]), tb=tb), f"{t['cause_' + lang]}\n\n{block(fixed)}",
+                                            checked, "fix", lang, t["name"], answer_source="model"))
     return files
 
 

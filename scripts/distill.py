@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "src"))
 
+from build_complete import PROMPTS, request_of, stub_of, with_doc  # noqa: E402
+from build_training_data import FIX_ASK, TESTS_ASK, block, traceback_of  # noqa: E402
 from python_tasks import T  # noqa: E402
 
 from evo_tr.sandbox import run_python  # noqa: E402
@@ -39,20 +41,13 @@ MAX_TOKENS = 500
 _worker: dict = {}
 
 
-def block(code: str) -> str:
-    return f"```python\n{code}\n```"
-
-
 def fix_prompt(t: dict) -> str:
     """The English bug-fix request, traceback really produced by running the buggy code."""
-    from build_training_data import traceback_of
-
-    tb = traceback_of(t["bug"], t["tests"])
-    return f"This code fails. Can you fix it?\n\n{block(t['bug'])}\n\nWhen I run my tests I get:\n\n```\n{tb}\n```"
+    return FIX_ASK["en"].format(bug=block(t["bug"]), tb=traceback_of(t["bug"], t["tests"]))
 
 
 def tests_prompt(t: dict) -> str:
-    return f"Write a few assert-based tests for this function:\n\n{block(t['code'])}"
+    return TESTS_ASK["en"].format(code=block(t["code"]))
 
 
 def defines(code: str, name: str) -> bool:
@@ -77,8 +72,6 @@ def check_tests(t: dict, code: str) -> str | None:
 
 def check_complete(t: dict, code: str) -> str | None:
     """The completed function with the stub's docstring, if it passes the asserts."""
-    from build_complete import request_of, stub_of, with_doc
-
     prefix, stub, doc = stub_of(t["code"], t["name"], request_of(t, "en"), t["tests"])
     if prefix and prefix not in code:
         code = prefix + "\n\n\n" + code
@@ -92,8 +85,6 @@ def check_complete(t: dict, code: str) -> str | None:
 
 def request(kind: str, t: dict) -> tuple[str, Callable[[dict, str], str | None]] | None:
     """(English user message, checker) for one kind of answer, or None when the task has no such answer."""
-    from build_complete import PROMPTS, request_of, stub_of
-
     if kind == "write":
         return f"{t['en']} Call it `{t['name']}`.", check_solution  # the asserts need our name; training rows keep the plain request
     if kind == "fix":
