@@ -75,9 +75,10 @@ def explained_by(t: dict, code: str) -> bool:
     mentioned = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)) & library_names(t["code"])
     if not mentioned <= library_names(code):
         return False
-    if any(r in text.lower() for r in RECURSION) and len(re.findall(rf"\b{t['name']}\(", code)) < 2:
+    low = turkish_lower(text)
+    if any(r in low for r in RECURSION) and len(re.findall(rf"\b{t['name']}\(", code)) < 2:
         return False
-    return "raise" in code or not REFUSAL.search(turkish_lower(text))
+    return "raise" in code or not REFUSAL.search(low)
 
 
 def humaneval_names() -> set[str]:

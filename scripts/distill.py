@@ -83,16 +83,24 @@ def check_complete(t: dict, code: str) -> str | None:
     return check_solution(t, code)
 
 
-def request(kind: str, t: dict) -> tuple[str, Callable[[dict, str], str | None]] | None:
-    """(English user message, checker) for one kind of answer, or None when the task has no such answer."""
+def applies(kind: str, t: dict) -> bool:
+    """Whether the task has this kind of answer at all (cheap: no prompt is built, no traceback run)."""
+    if kind == "fix":
+        return bool(t["bug"])
+    if kind == "complete":
+        return stub_of(t["code"], t["name"], request_of(t, "en"), t["tests"]) is not None
+    return True
+
+
+def request(kind: str, t: dict) -> tuple[str, Callable[[dict, str], str | None]]:
+    """(English user message, checker) for one kind of answer of a task it applies to."""
     if kind == "write":
         return f"{t['en']} Call it `{t['name']}`.", check_solution  # the asserts need our name; training rows keep the plain request
     if kind == "fix":
-        return (fix_prompt(t), check_solution) if t["bug"] else None
+        return fix_prompt(t), check_solution
     if kind == "tests":
         return tests_prompt(t), check_tests
-    parts = stub_of(t["code"], t["name"], request_of(t, "en"), t["tests"])
-    return (PROMPTS["en"].format(stub=parts[1]), check_complete) if parts else None
+    return PROMPTS["en"].format(stub=stub_of(t["code"], t["name"], request_of(t, "en"), t["tests"])[1]), check_complete
 
 
 def _load() -> None:
@@ -142,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     state = load_state()
     todo = [(kind, t) for kind in args.kinds.split(",") for t in T
-            if request(kind, t) and t["name"] not in state["kept"][kind] and state["tries"][kind].get(t["name"], 0) < args.tries]
+            if applies(kind, t) and t["name"] not in state["kept"][kind] and state["tries"][kind].get(t["name"], 0) < args.tries]
     with ProcessPoolExecutor(args.workers, initializer=_load) as pool:
         futures = [pool.submit(solve, kind, t, state["tries"][kind].get(t["name"], 0), args.tries) for kind, t in todo]
         for n, future in enumerate(as_completed(futures), start=1):
@@ -153,7 +161,7 @@ def main() -> None:
             print(f"{n}/{len(todo)} {kind} {name}: {'kept after ' + str(used) if code else 'rejected'}", flush=True)
             OUT.write_text(json.dumps(state, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     for kind in KINDS:
-        print(f"{kind}: kept {len(state['kept'][kind])} of {sum(1 for t in T if request(kind, t))}")
+        print(f"{kind}: kept {len(state['kept'][kind])} of {sum(applies(kind, t) for t in T)}")
 
 
 if __name__ == "__main__":
