@@ -33,6 +33,9 @@ DISTILLED = ROOT / "scripts" / "distilled.json"  # made by scripts/distill.py
 RECURSION = ("recursion", "recursive", "özyineleme")
 REFUSAL = re.compile(r"\b(reject|refuse|raise|error|reddedil|reddeder|hata)")  # word starts: "ZeroDivisionError" is no refusal
 PRELUDE_LINES = PRELUDE.count("\n") + 1
+# Answers found only after more samples are left out: with write/complete/fix up to 10 tries and tests up
+# to 3 (472 examples) the adapter (v5) scored 65/164 on HumanEval vs the base's 71; with these caps (425, v4) 70/164.
+MAX_TRY = {"write": 6, "complete": 4, "fix": 6, "tests": 1}
 
 
 def block(code: str) -> str:
@@ -92,9 +95,11 @@ def own_names(code: str) -> set[str]:
 
 
 def distilled(banned: set[str]) -> dict[str, dict[str, str]]:
-    """kind → task → the model's verified code, minus any that defines a HumanEval entry point."""
-    kept = json.loads(DISTILLED.read_text(encoding="utf-8"))["kept"] if DISTILLED.exists() else {}
-    return {kind: {name: code for name, code in codes.items() if not own_names(code) & banned} for kind, codes in kept.items()}
+    """kind → task → the model's verified code found within MAX_TRY tries, minus any that defines a HumanEval entry point."""
+    state = json.loads(DISTILLED.read_text(encoding="utf-8")) if DISTILLED.exists() else {"kept": {}, "tries": {}}
+    return {kind: {name: code for name, code in codes.items()
+                   if state["tries"][kind][name] <= MAX_TRY[kind] and not own_names(code) & banned}
+            for kind, codes in state["kept"].items()}
 
 
 FIX_ASK = {"en": "This code fails. Can you fix it?\n\n{bug}\n\nWhen I run my tests I get:\n\n```\n{tb}\n```",
