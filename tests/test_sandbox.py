@@ -44,7 +44,40 @@ def test_file_size_limit_and_private_working_directory():
     assert "evo-sandbox-" in where.stdout
 
 
-def test_eval_python_cli_runs_humaneval_problems_in_the_sandbox():
-    out = run_json("eval", "python", "--adapter", "none", "--limit", "2", "--json", timeout=600)
-    assert out["benchmark"] == "humaneval" and out["problems"] == 2
-    assert 0.0 <= out["pass_at_1_base"] <= 1.0 and out["passed_base"] + len(out["failures_base"]) == 2
+def test_eval_python_cli_runs_humaneval_problems_in_the_sandbox_with_one_or_two_workers():
+    out = run_json("eval", "python", "--adapter", "none", "--limit", "3", "--json", timeout=600)
+    assert out["benchmark"] == "humaneval" and out["problems"] == 3 and out["workers"] == 1
+    assert 0.0 <= out["pass_at_1_base"] <= 1.0 and out["passed_base"] + len(out["failures_base"]) == 3
+    pooled = run_json("eval", "python", "--adapter", "none", "--limit", "3", "--workers", "2", "--json", timeout=600)
+    assert pooled["workers"] == 2  # greedy decoding: the same answers in every worker process
+    assert (pooled["passed_base"], pooled["failures_base"]) == (out["passed_base"], out["failures_base"])
+
+
+PROMPT = 'def add(a: int, b: int) -> int:\n    """Sum of a and b."""\n'
+CHECK = "\n\nassert add(2, 3) == 5\n"
+
+
+def test_extract_code_keeps_a_cut_off_answer_whose_function_is_complete():
+    from evo_tr.experts.evaluate import extract_code
+
+    answer = "```python\nimport math\n\ndef add(a, b):\n    return a + b\n\n# Test cases\nprint(add(1, 2))  # 3\nprint(add(4,"
+    code = extract_code(answer, PROMPT, "add")
+    assert "```" not in code and "print" not in code and "import math" in code
+    assert run_python(code + CHECK).ok
+
+
+def test_extract_code_drops_the_models_own_wrong_demo_asserts():
+    from evo_tr.experts.evaluate import extract_code
+
+    answer = "```python\nLIMIT = 10\n\ndef add(a, b):\n    return a + b\n\nresult = add(1, 1)\nassert result == 3\nif __name__ == '__main__':\n    print(add(1, 2))\n```\nDone."
+    code = extract_code(answer, PROMPT, "add")
+    assert "LIMIT = 10" in code and "result" not in code and "__main__" not in code
+    assert run_python(code + CHECK).ok
+
+
+def test_extract_code_prepends_the_prompt_to_a_bare_body_and_reports_unparsable_text():
+    from evo_tr.experts.evaluate import extract_code
+
+    assert run_python(extract_code("```python\n    return a + b\n```", PROMPT, "add") + CHECK).ok
+    broken = extract_code("def add(a, b) return a + b", "", "add")
+    assert "SyntaxError" in run_python(broken + CHECK).error_tail

@@ -134,6 +134,7 @@ def eval_python_cmd(
     adapter: Annotated[Optional[str], typer.Option("--adapter", help="Expert adapter to compare with the base model (or 'none' for base only).")] = "python_coder",
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N of the 164 HumanEval problems.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model (default: settings.model).")] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Processes, each with its own engine (one decode thread each): use up to your core count.")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """HumanEval pass@1 (greedy); every completion runs in the sandbox (time/memory/file limits, no network)."""
@@ -151,7 +152,7 @@ def eval_python_cmd(
 
             raise EvoError(f"No active adapter for {adapter!r} on this model.", f"Train it first: `evo train {adapter}` (or pass --adapter none).")
         adapters.append(adapter)
-    result = eval_python(settings, engine, adapters, limit=limit, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+    result = eval_python(settings, engine, adapters, limit=limit, workers=workers, model=model, say=lambda m: err.print(f"[dim]{m}[/dim]"))
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return
