@@ -64,6 +64,7 @@ class LlamaCppEngine(Engine):
         self._adapter_paths: dict[str, Path] = {}
         self._active: str | None = None
         self._states: dict[str | None, object] = {}  # per-expert KV snapshot, restored when switching back
+        self._buffers: dict[str | None, ctypes.Array] = {}  # per-expert snapshot memory, reused: no zero-fill per switch
         template = self.llm.metadata.get("tokenizer.chat_template") or GENERIC_CHATML
         self._formatter = Jinja2ChatFormatter(
             template=template,
@@ -149,7 +150,9 @@ class LlamaCppEngine(Engine):
         """The KV cells of sequence 0 actually in use (not the whole n_ctx buffer) and their tokens."""
         lib, ctx = self._llama_cpp, self.llm._ctx.ctx
         size = lib.llama_state_seq_get_size(ctx, 0)
-        buf = (ctypes.c_uint8 * size)()
+        buf = self._buffers.get(self._active)  # free to overwrite: this expert's last snapshot was restored or dropped
+        if buf is None or len(buf) < size:
+            buf = self._buffers[self._active] = (ctypes.c_uint8 * size)()
         written = lib.llama_state_seq_get_data(ctx, buf, size, 0)
         n = self.llm.n_tokens
         return buf, written, list(self.llm.input_ids[:n])
