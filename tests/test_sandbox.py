@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from evo_tr.experts.evaluate import extract_code
 from evo_tr.sandbox import SandboxLimits, run_python
 
 from .conftest import run_json
@@ -58,8 +59,6 @@ CHECK = "\n\nassert add(2, 3) == 5\n"
 
 
 def test_extract_code_keeps_a_cut_off_answer_whose_function_is_complete():
-    from evo_tr.experts.evaluate import extract_code
-
     answer = "```python\nimport math\n\ndef add(a, b):\n    return a + b\n\n# Test cases\nprint(add(1, 2))  # 3\nprint(add(4,"
     code = extract_code(answer, PROMPT, "add")
     assert "```" not in code and "print" not in code and "import math" in code
@@ -67,8 +66,6 @@ def test_extract_code_keeps_a_cut_off_answer_whose_function_is_complete():
 
 
 def test_extract_code_drops_the_models_own_wrong_demo_asserts():
-    from evo_tr.experts.evaluate import extract_code
-
     answer = "```python\nLIMIT = 10\n\ndef add(a, b):\n    return a + b\n\nresult = add(1, 1)\nassert result == 3\nif __name__ == '__main__':\n    print(add(1, 2))\n```\nDone."
     code = extract_code(answer, PROMPT, "add")
     assert "LIMIT = 10" in code and "result" not in code and "__main__" not in code
@@ -76,8 +73,6 @@ def test_extract_code_drops_the_models_own_wrong_demo_asserts():
 
 
 def test_extract_code_prepends_the_prompt_to_a_bare_body_and_reports_unparsable_text():
-    from evo_tr.experts.evaluate import extract_code
-
     assert run_python(extract_code("```python\n    return a + b\n```", PROMPT, "add") + CHECK).ok
     broken = extract_code("def add(a, b) return a + b", "", "add")
     assert "SyntaxError" in run_python(broken + CHECK).error_tail
