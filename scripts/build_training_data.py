@@ -33,9 +33,10 @@ DISTILLED = ROOT / "scripts" / "distilled.json"  # made by scripts/distill.py
 RECURSION = ("recursion", "recursive", "özyineleme")
 REFUSAL = re.compile(r"\b(reject|refuse|raise|error|reddedil|reddeder|hata)")  # word starts: "ZeroDivisionError" is no refusal
 PRELUDE_LINES = PRELUDE.count("\n") + 1
-# Answers found only after more samples are left out: with write/complete/fix up to 10 tries and tests up
-# to 3 (472 examples) the adapter (v5) scored 65/164 on HumanEval vs the base's 71; with these caps (425, v4) 70/164.
-MAX_TRY = {"write": 6, "complete": 4, "fix": 6, "tests": 1}
+# Only the model's greedy answers are code targets (pure self-distillation: 412 examples, v7, 75 vs 78/164 on
+# HumanEval). Sampled answers did not help: up to 6/4/6/1 tries (425 examples, v4) 75 vs 78; up to 10/10/10/3
+# (472, v5) 65 vs 71 with the first harness.
+MAX_TRY = {"write": 1, "complete": 1, "fix": 1, "tests": 1}
 
 
 def block(code: str) -> str:
@@ -112,7 +113,7 @@ TESTS_NOTE = {"en": "Each assert calls the function with a known input and check
 def build() -> dict[str, list[dict]]:
     files: dict[str, list[dict]] = {"write": [], "explain": [], "tests": [], "fix": []}
     model = distilled(humaneval_names())  # a model-written helper must not share a name with the evaluation set
-    for i, t in enumerate(T):
+    for t in T:
         program = t["code"] + "\n\n" + t["tests"]
         code = model.get("write", {}).get(t["name"])
         if code and explained_by(t, code):
@@ -122,8 +123,7 @@ def build() -> dict[str, list[dict]]:
         files["explain"].append(example(f"Bu kod ne yapıyor?\n\n{block(t['code'])}", f"{t['exp_tr']} Kısacası: {turkish_lower(t['tr'][0]) + t['tr'][1:]}", program, "explain", "tr", t["name"]))
         files["explain"].append(example(f"What does this code do?\n\n{block(t['code'])}", f"{t['exp_en']} In short, it answers this request: {t['en'][0].lower() + t['en'][1:]}", program, "explain", "en", t["name"]))
         asserts = model.get("tests", {}).get(t["name"])
-        if asserts:
-            lang = "tr" if i % 2 == 1 else "en"
+        for lang in ("en", "tr") if asserts else ():
             files["tests"].append(example(TESTS_ASK[lang].format(code=block(t["code"])), f"{block(asserts)}\n\n{TESTS_NOTE[lang]}", t["code"] + "\n\n" + asserts, "tests", lang, t["name"], answer_source="model"))
         fixed = model.get("fix", {}).get(t["name"])
         if t["bug"] and fixed:

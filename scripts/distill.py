@@ -11,7 +11,7 @@ solutions lost HumanEval points: 54 and 21/40 vs base 71 and 26/40).
 Output: scripts/distilled.json {"kept": {kind: {task: code}}, "tries": {kind: {task: n}}}; a rerun with a
 higher --tries resumes where the last one stopped.
 The stored file holds up to 10 tries for write/complete/fix and 3 for tests (about an hour on 2 cores);
-scripts/build_training_data.py uses only answers within its MAX_TRY caps:
+scripts/build_training_data.py uses only answers within its MAX_TRY caps (now: greedy answers only):
   .venv/bin/python scripts/distill.py --tries 10 --kinds write,complete,fix
   .venv/bin/python scripts/distill.py --tries 3 --kinds tests
 """

@@ -10,13 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evo_tr.config import Settings
 from evo_tr.errors import EvoError
 from evo_tr.experts.data import clean, dataset_hash, load_strict, packaged_dir, split
 from evo_tr.experts.registry import AdapterRegistry, AdapterVersion, check_base
 from evo_tr.models.store import ModelStore
+
+if TYPE_CHECKING:
+    from evo_tr.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +123,12 @@ def attach_active_adapters(engine, settings: Settings, base: BaseModelInfo) -> t
             notices.append(f"{expert}: {exc.message}")
             log.warning("adapter %s not attached: %s", expert, exc.message)
     return attached, notices
+
+
+def load_with_experts(settings: Settings, model: str | None = None) -> tuple[Engine, list[AdapterVersion], list[str]]:
+    """The engine for `model` with every active adapter attached: what eval commands and their worker processes serve."""
+    from evo_tr.engine import load_engine
+
+    engine = load_engine(settings, model)
+    attached, notices = attach_active_adapters(engine, settings, base_info(settings, model))
+    return engine, attached, notices

@@ -138,13 +138,11 @@ def eval_python_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """HumanEval pass@1 (greedy); every completion runs in the sandbox (time/memory/file limits, no network)."""
-    from evo_tr.engine import load_engine
-    from evo_tr.experts import attach_active_adapters, base_info
+    from evo_tr.experts import load_with_experts
     from evo_tr.experts.evaluate import eval_python
 
     settings = load_settings()
-    engine = load_engine(settings, model)
-    attach_active_adapters(engine, settings, base_info(settings, model))
+    engine, _, _ = load_with_experts(settings, model)  # here too with workers > 1: a missing adapter fails before any pool starts
     adapters: list[str | None] = [None]
     if adapter and adapter != "none":
         if adapter not in engine.adapters():
@@ -152,6 +150,9 @@ def eval_python_cmd(
 
             raise EvoError(f"No active adapter for {adapter!r} on this model.", f"Train it first: `evo train {adapter}` (or pass --adapter none).")
         adapters.append(adapter)
+    if workers > 1:
+        engine.close()  # each worker loads its own; this one would sit idle holding the model
+        engine = None
     result = eval_python(settings, engine, adapters, limit=limit, workers=workers, model=model, say=lambda m: err.print(f"[dim]{m}[/dim]"))
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
@@ -168,14 +169,12 @@ def eval_turkish_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Held-out Turkish set: perplexity of reference answers and word-validity of generated answers, base vs adapter."""
-    from evo_tr.engine import load_engine
     from evo_tr.errors import EvoError
-    from evo_tr.experts import attach_active_adapters, base_info, registry
+    from evo_tr.experts import load_with_experts
     from evo_tr.experts.evaluate import eval_turkish
 
     settings = load_settings()
-    engine = load_engine(settings, model)
-    attached, _ = attach_active_adapters(engine, settings, base_info(settings, model))
+    engine, attached, _ = load_with_experts(settings, model)
     peft_dir = None
     if adapter and adapter != "none":
         version = next((v for v in attached if v.expert == adapter), None)

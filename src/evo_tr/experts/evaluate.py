@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from evo_tr.config import Settings
-from evo_tr.engine import Message, generation_config
+from evo_tr.engine import Engine, Message, generation_config
 from evo_tr.sandbox import SandboxLimits, run_python
 
 CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
@@ -83,12 +83,10 @@ _worker: dict[str, Any] = {}
 def _load_worker(model: str | None) -> None:
     """A pool process: its own engine with the active adapters (llama.cpp contexts are not shared across processes)."""
     from evo_tr.config import load_settings
-    from evo_tr.engine import load_engine
-    from evo_tr.experts import attach_active_adapters, base_info
+    from evo_tr.experts import load_with_experts
 
     settings = load_settings()
-    engine = load_engine(settings, model)
-    attach_active_adapters(engine, settings, base_info(settings, model))
+    engine, _, _ = load_with_experts(settings, model)
     _worker.update(settings=settings, engine=engine)
 
 
@@ -109,7 +107,7 @@ def _solve(problem: dict[str, Any], adapters: list[str | None], limits: SandboxL
 
 def eval_python(
     settings: Settings,
-    engine,
+    engine: Engine | None,
     adapters: list[str | None],
     *,
     limit: int | None = None,
@@ -121,7 +119,7 @@ def eval_python(
     """pass@1 (greedy) on HumanEval for each adapter (None = base model), problems interleaved so load is shared.
 
     workers > 1 runs problems in that many processes, each with its own engine of `model` (the engine decodes on
-    one thread); greedy decoding makes the result the same as with one worker."""
+    one thread; `engine` is then unused and may be None); greedy decoding makes the result the same as with one worker."""
     problems = humaneval_problems(limit)
     outcomes: list[dict[str, tuple[bool, str, float]]] = [{} for _ in problems]
     keys = [a or "base" for a in adapters]
@@ -131,6 +129,8 @@ def eval_python(
         say(f"humaneval {done}/{len(problems)}: " + ", ".join(f"{k} {v}" for k, v in passed.items()))
 
     if workers <= 1:
+        if engine is None:
+            raise ValueError("eval_python needs an engine when it runs in this process (workers=1)")
         _worker.update(settings=settings, engine=engine)
         for i, problem in enumerate(problems):
             outcomes[i] = _solve(problem, adapters, limits)
@@ -145,7 +145,8 @@ def eval_python(
             for done, future in enumerate(as_completed(futures), start=1):
                 outcomes[futures[future]] = future.result()
                 progress(done)
-    out: dict[str, Any] = {"benchmark": "humaneval", "problems": len(problems), "model": getattr(engine, "model_name", "?"), "workers": max(1, workers)}
+    name = getattr(engine, "model_name", None) or model or settings.model
+    out: dict[str, Any] = {"benchmark": "humaneval", "problems": len(problems), "model": name, "workers": max(1, workers)}
     for key in keys:
         passed = sum(o[key][0] for o in outcomes)
         out[f"pass_at_1_{key}"] = round(passed / len(problems), 4)
