@@ -123,8 +123,9 @@ def build() -> dict[str, list[dict]]:
         files["explain"].append(example(f"Bu kod ne yapıyor?\n\n{block(t['code'])}", f"{t['exp_tr']} Kısacası: {turkish_lower(t['tr'][0]) + t['tr'][1:]}", program, "explain", "tr", t["name"]))
         files["explain"].append(example(f"What does this code do?\n\n{block(t['code'])}", f"{t['exp_en']} In short, it answers this request: {t['en'][0].lower() + t['en'][1:]}", program, "explain", "en", t["name"]))
         asserts = model.get("tests", {}).get(t["name"])
-        for lang in ("en", "tr") if asserts else ():
-            files["tests"].append(example(TESTS_ASK[lang].format(code=block(t["code"])), f"{block(asserts)}\n\n{TESTS_NOTE[lang]}", t["code"] + "\n\n" + asserts, "tests", lang, t["name"], answer_source="model"))
+        if asserts:
+            for lang in ("en", "tr"):
+                files["tests"].append(example(TESTS_ASK[lang].format(code=block(t["code"])), f"{block(asserts)}\n\n{TESTS_NOTE[lang]}", t["code"] + "\n\n" + asserts, "tests", lang, t["name"], answer_source="model"))
         fixed = model.get("fix", {}).get(t["name"])
         if t["bug"] and fixed:
             tb = traceback_of(t["bug"], t["tests"])

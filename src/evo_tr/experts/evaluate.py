@@ -90,9 +90,13 @@ def _load_worker(model: str | None) -> None:
     _worker.update(settings=settings, engine=engine)
 
 
-def _solve(problem: dict[str, Any], adapters: list[str | None], limits: SandboxLimits) -> dict[str, tuple[bool, str, float]]:
+def _solve_in_worker(problem: dict[str, Any], adapters: list[str | None], limits: SandboxLimits) -> dict[str, tuple[bool, str, float]]:
+    """_solve with the pool process's own engine (set up by _load_worker)."""
+    return _solve(_worker["settings"], _worker["engine"], problem, adapters, limits)
+
+
+def _solve(settings: Settings, engine: Engine, problem: dict[str, Any], adapters: list[str | None], limits: SandboxLimits) -> dict[str, tuple[bool, str, float]]:
     """One problem, greedy, for each adapter: (passed, error, seconds)."""
-    settings, engine = _worker["settings"], _worker["engine"]
     config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=EVAL_MAX_TOKENS)
     messages = [Message("system", settings.prompt_for("python_coder")), Message("user", HUMANEVAL_INSTRUCTION.format(prompt=problem["prompt"]))]
     out = {}
@@ -131,9 +135,8 @@ def eval_python(
     if workers <= 1:
         if engine is None:
             raise ValueError("eval_python needs an engine when it runs in this process (workers=1)")
-        _worker.update(settings=settings, engine=engine)
         for i, problem in enumerate(problems):
-            outcomes[i] = _solve(problem, adapters, limits)
+            outcomes[i] = _solve(settings, engine, problem, adapters, limits)
             progress(i + 1)
     else:
         import multiprocessing
@@ -141,7 +144,7 @@ def eval_python(
 
         spawn = multiprocessing.get_context("spawn")  # a fork would copy this process's llama.cpp threads and state
         with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_load_worker, initargs=(model,)) as pool:
-            futures = {pool.submit(_solve, problem, adapters, limits): i for i, problem in enumerate(problems)}
+            futures = {pool.submit(_solve_in_worker, problem, adapters, limits): i for i, problem in enumerate(problems)}
             for done, future in enumerate(as_completed(futures), start=1):
                 outcomes[futures[future]] = future.result()
                 progress(done)
