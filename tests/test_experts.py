@@ -139,6 +139,21 @@ def test_resume_continues_from_the_last_epoch_checkpoint(tmp_path):
         train_lora(model, tok, rows, [], cfg, tmp_path / "empty", system_prompt="x", resume=True)
 
 
+def test_kl_weight_keeps_the_adapter_closer_to_the_base(tmp_path):
+    settings = load_settings()
+    base = base_info(settings)
+    rows = [ChatExample((("user", q), ("assistant", a))) for q, a in SECRET]
+    runs = {}
+    for weight in (0.0, 5.0):
+        cfg = LoraTrainConfig(epochs=2, lr=2e-3, grad_accum=2, eval_every=100, kl_weight=weight)
+        model, tok = load_torch_base(settings, base.name, base.path, base.sha256)
+        _, runs[weight] = train_lora(model, tok, rows[:6], rows[6:], cfg, tmp_path / str(weight), system_prompt="x")
+    free, anchored = runs[0.0], runs[5.0]
+    assert free.kl_last is None and anchored.kl_last is not None and anchored.kl_last >= 0
+    assert 0 <= anchored.valid_kl_to_base < free.valid_kl_to_base
+    assert anchored.train_loss_last < anchored.train_loss_first  # anchored, it still learns
+
+
 def replace_epochs(cfg: LoraTrainConfig, epochs: int) -> LoraTrainConfig:
     return cfg.model_copy(update={"epochs": epochs})
 

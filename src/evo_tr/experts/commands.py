@@ -29,6 +29,7 @@ def train(
     lr: Annotated[Optional[float], typer.Option(help="Override the learning rate.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after N optimizer steps (smoke runs).")] = None,
     max_seq: Annotated[Optional[int], typer.Option(help="Override the token limit per example.")] = None,
+    kl_weight: Annotated[Optional[float], typer.Option(help="Override the pull towards the base's own predictions (0 = off).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last epoch checkpoint of the previous run.")] = False,
     no_activate: Annotated[bool, typer.Option("--no-activate", help="Register the new version without making it active.")] = False,
     as_json: JsonOpt = False,
@@ -37,7 +38,7 @@ def train(
     from evo_tr.experts import run_training
 
     settings = load_settings()
-    overrides = {"epochs": epochs, "lr": lr, "max_steps": max_steps, "max_seq": max_seq}
+    overrides = {"epochs": epochs, "lr": lr, "max_steps": max_steps, "max_seq": max_seq, "kl_weight": kl_weight}
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=as_json,
@@ -48,7 +49,8 @@ def train(
         nonlocal task
         if task is None:
             task = progress.add_task(f"train {expert}", total=info["total"], status="")
-        status = f"loss {info['loss']:.3f}" + (f" · valid {info['valid_loss']:.3f}" if "valid_loss" in info else "") + f" · epoch {info['epoch']}"
+        status = f"loss {info['loss']:.3f}" + (f" · kl {info['kl']:.4f}" if "kl" in info else "")
+        status += (f" · valid {info['valid_loss']:.3f}" if "valid_loss" in info else "") + f" · epoch {info['epoch']}"
         progress.update(task, completed=info["step"], status=status)
 
     with progress:
