@@ -154,6 +154,39 @@ def test_kl_weight_keeps_the_adapter_closer_to_the_base(tmp_path):
     assert anchored.train_loss_last < anchored.train_loss_first  # anchored, it still learns
 
 
+def test_anchor_examples_are_held_to_the_base_not_learnt(tmp_path):
+    settings = load_settings()
+    base = base_info(settings)
+    rows = [ChatExample((("user", q), ("assistant", a))) for q, a in SECRET]
+    learnt, held = rows[:4], rows[4:]
+    valid = [replace(x, anchor=True) for x in held] + learnt[:1]
+    runs = {}
+    for marked in (False, True):
+        cfg = LoraTrainConfig(epochs=2, lr=2e-3, grad_accum=2, eval_every=100, kl_weight=1.0)
+        model, tok = load_torch_base(settings, base.name, base.path, base.sha256)
+        train = learnt + [replace(x, anchor=marked) for x in held]
+        _, runs[marked] = train_lora(model, tok, train, valid, cfg, tmp_path / str(marked), system_prompt="x")
+    plain, anchored = runs[False], runs[True]
+    assert anchored.anchors_train == 4 and plain.anchors_train == 0
+    assert 0 <= anchored.valid_kl_anchors < plain.valid_kl_anchors  # the held rows moved less when they were anchors
+    assert anchored.train_loss_last < anchored.train_loss_first  # it still learns from the other rows
+
+
+def test_anchor_misuse_is_refused(tmp_path):
+    settings = load_settings()
+    base = base_info(settings)
+    model, tok = load_torch_base(settings, base.name, base.path, base.sha256)
+    rows = [ChatExample((("user", q), ("assistant", a)), anchor=True) for q, a in SECRET]
+    with pytest.raises(EvoError, match="nothing to learn"):
+        train_lora(model, tok, rows, [], LoraTrainConfig(kl_weight=1.0), tmp_path / "all", system_prompt="x")
+    rows[0] = replace(rows[0], anchor=False)
+    with pytest.raises(EvoError, match="kl_weight"):
+        train_lora(model, tok, rows, [], LoraTrainConfig(kl_weight=0.0), tmp_path / "zero", system_prompt="x")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "a b"}, {"role": "assistant", "content": "c d"}], "anchor": "yes"}) + "\n")
+    assert read_jsonl(bad).problems == ["bad.jsonl:1: 'anchor' must be true or false"]
+
+
 def replace_epochs(cfg: LoraTrainConfig, epochs: int) -> LoraTrainConfig:
     return cfg.model_copy(update={"epochs": epochs})
 

@@ -52,6 +52,14 @@ def test_python_coder_mix_of_tasks_and_languages():
     assert fixes and all("Traceback (most recent call last)" in r["messages"][0]["content"] for r in fixes)
 
 
+def test_python_coder_learns_turkish_and_holds_english_to_the_base():
+    """English rows are anchors (KL to the base only); Turkish rows are the ones the expert learns from."""
+    data = rows("python_coder")
+    assert all(r.get("anchor", False) == (r["lang"] == "en") for r in data)
+    examples = load_dir(packaged_dir("python_coder")).examples
+    assert sum(e.anchor for e in examples) == sum(r["lang"] == "en" for r in data) and not all(e.anchor for e in examples)
+
+
 def test_completions_keep_the_stub():
     data = [r for r in rows("python_coder") if r["kind"] == "complete"]
     assert len(data) >= 60

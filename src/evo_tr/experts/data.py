@@ -20,12 +20,16 @@ _WORDS = re.compile(r"\w+")
 
 @dataclass(frozen=True)
 class ChatExample:
-    """One training conversation; the loss is taken on its assistant messages only."""
+    """One training conversation; the loss is taken on its assistant messages only.
+
+    An anchor is not learnt from: on its tokens the model is only held to the base's own predictions
+    (KL to base), so an expert can learn one thing (Turkish) without drifting on another (English code)."""
 
     messages: tuple[tuple[str, str], ...]
+    anchor: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"messages": [{"role": r, "content": c} for r, c in self.messages]}
+        return {"messages": [{"role": r, "content": c} for r, c in self.messages]} | ({"anchor": True} if self.anchor else {})
 
     @property
     def key(self) -> str:
@@ -88,6 +92,13 @@ def _parse_messages(row: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _parse_anchor(row: dict[str, Any]) -> bool:
+    anchor = row.get("anchor", False)
+    if not isinstance(anchor, bool):
+        raise ValueError("'anchor' must be true or false")
+    return anchor
+
+
 def alpaca_to_chat(row: Any) -> dict[str, Any]:
     """`{"instruction", "input", "output"}` → `{"messages": [...]}` (input appended to the instruction)."""
     if not isinstance(row, dict) or not isinstance(row.get("instruction"), str) or not isinstance(row.get("output"), str):
@@ -110,7 +121,7 @@ def read_jsonl(path: Path, *, alpaca: bool | None = None) -> LoadReport:
             row = json.loads(raw.decode("utf-8"))
             if alpaca or (alpaca is None and isinstance(row, dict) and "instruction" in row):
                 row = alpaca_to_chat(row)
-            report.examples.append(ChatExample(_parse_messages(row)))
+            report.examples.append(ChatExample(_parse_messages(row), _parse_anchor(row)))
         except UnicodeDecodeError as exc:
             report.problems.append(f"{path.name}:{number}: not UTF-8 ({exc.reason})")
         except json.JSONDecodeError as exc:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -151,6 +151,8 @@ class TrainResult:
     resumed_from: str | None = None
     kl_last: float | None = None
     valid_kl_to_base: float | None = None
+    valid_kl_anchors: float | None = None
+    anchors_train: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -159,41 +161,62 @@ class TrainResult:
         return out
 
 
-def _batches(items: list[tuple[list[int], list[int]]], batch_size: int, pad_id: int, rng: random.Random):
+class Batch(NamedTuple):
+    input_ids: Any
+    labels: Any
+    mask: Any
+    learn: Any  # per row: False for anchors, whose tokens only carry the KL term
+
+
+def _batches(items: list[tuple], batch_size: int, pad_id: int, rng: random.Random):
+    """Padded batches of (ids, labels) or (ids, labels, anchor) items, in an order drawn from rng."""
     import torch
 
     order = list(range(len(items)))
     rng.shuffle(order)
     for start in range(0, len(order), batch_size):
         chunk = [items[i] for i in order[start : start + batch_size]]
-        width = max(len(ids) for ids, _ in chunk)
+        width = max(len(item[0]) for item in chunk)
         input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
         labels = torch.full((len(chunk), width), IGNORE, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, (ids, lab) in enumerate(chunk):
+        for row, (ids, lab, *_) in enumerate(chunk):
             input_ids[row, : len(ids)] = torch.tensor(ids)
             labels[row, : len(lab)] = torch.tensor(lab)
             mask[row, : len(ids)] = 1
-        yield input_ids, labels, mask
+        learn = torch.tensor([not (len(item) > 2 and item[2]) for item in chunk])
+        yield Batch(input_ids, labels, mask, learn)
+
+
+def learned_labels(batch: Batch):
+    """The labels the cross-entropy uses: anchors' tokens are ignored."""
+    return batch.labels.masked_fill(~batch.learn[:, None], IGNORE)
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def evaluate_loss(model, items: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 4) -> float:
-    """Mean per-token loss over assistant tokens."""
+def token_ce_sum(logits, labels) -> tuple[Any, int]:
+    """Summed next-token cross-entropy over labelled tokens, and their count."""
+    import torch
+
+    logits, target = logits[:, :-1], labels[:, 1:]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=IGNORE, reduction="sum")
+    return loss, int((target != IGNORE).sum())
+
+
+def evaluate_loss(model, items: list[tuple], pad_id: int, batch_size: int = 4) -> float:
+    """Mean per-token loss over the assistant tokens of learnt (non-anchor) items."""
     import torch
 
     total, count = 0.0, 0
     model.eval()
     with torch.no_grad():
-        for input_ids, labels, mask in _batches(items, batch_size, pad_id, random.Random(0)):
-            logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1]
-            target = labels[:, 1:]
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=IGNORE, reduction="sum")
+        for batch in _batches(items, batch_size, pad_id, random.Random(0)):
+            loss, n = token_ce_sum(model(input_ids=batch.input_ids, attention_mask=batch.mask).logits, learned_labels(batch))
             total += loss.item()
-            count += int((target != IGNORE).sum())
+            count += n
     model.train()
     return total / max(1, count)
 
@@ -216,16 +239,17 @@ def base_logits(model, input_ids, mask):
         return model(input_ids=input_ids, attention_mask=mask).logits
 
 
-def evaluate_kl(model, items: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 4) -> float:
+def evaluate_kl(model, items: list[tuple], pad_id: int, batch_size: int = 4) -> float:
     """Mean per-token KL(base || adapted) over assistant tokens: how much the adapter changed the model."""
     import torch
 
     total, count = 0.0, 0
     model.eval()
     with torch.no_grad():
-        for input_ids, labels, mask in _batches(items, batch_size, pad_id, random.Random(0)):
-            n = int((labels[:, 1:] != IGNORE).sum())
-            total += kl_to_base(model(input_ids=input_ids, attention_mask=mask).logits, base_logits(model, input_ids, mask), labels).item() * n
+        for batch in _batches(items, batch_size, pad_id, random.Random(0)):
+            n = int((batch.labels[:, 1:] != IGNORE).sum())
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.mask).logits
+            total += kl_to_base(logits, base_logits(model, batch.input_ids, batch.mask), batch.labels).item() * n
             count += n
     model.train()
     return total / max(1, count)
@@ -252,12 +276,17 @@ def train_lora(
     result = TrainResult()
     started = time.perf_counter()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    encode_all = lambda rows: [e for e in (encode(x, tokenizer, system_prompt, cfg.max_seq) for x in rows) if e]  # noqa: E731
+    encode_all = lambda rows: [(*e, x.anchor) for x in rows if (e := encode(x, tokenizer, system_prompt, cfg.max_seq))]  # noqa: E731
     train_items, valid_items = encode_all(train_set), encode_all(valid_set)
     result.skipped_too_long = len(train_set) + len(valid_set) - len(train_items) - len(valid_items)
     result.examples_train, result.examples_valid = len(train_items), len(valid_items)
+    result.anchors_train = sum(anchor for *_, anchor in train_items)
     if not train_items:
         raise EvoError("No training example has assistant tokens within max_seq.", "Raise max_seq or check the data.")
+    if all(anchor for *_, anchor in train_items):
+        raise EvoError("Every training example is an anchor, so there is nothing to learn.", "Add examples without \"anchor\": true.")
+    if cfg.kl_weight == 0 and any(anchor for *_, anchor in train_items):
+        raise EvoError("The data has anchor examples but kl_weight is 0, so they would do nothing.", "Set kl_weight > 0 (config or --kl-weight).")
 
     lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules, task_type="CAUSAL_LM")
     model = get_peft_model(base_model, lora)
@@ -292,15 +321,17 @@ def train_lora(
         rng = random.Random(cfg.seed * 1000 + epoch)
         accum, micro_losses, micro_kls, t0 = 0, [], [], time.perf_counter()
         batches = list(_batches(train_items, cfg.batch_size, pad_id, rng))
-        for index, (input_ids, labels, mask) in enumerate(batches):
-            out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
-            loss = out.loss
+        for index, batch in enumerate(batches):
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.mask).logits
+            ce_sum, n_learn = token_ce_sum(logits, learned_labels(batch))
+            loss = ce_sum / max(1, n_learn)
+            if n_learn:
+                micro_losses.append(loss.item())
             if cfg.kl_weight > 0:
-                kl = kl_to_base(out.logits, base_logits(model, input_ids, mask), labels)
+                kl = kl_to_base(logits, base_logits(model, batch.input_ids, batch.mask), batch.labels)
                 micro_kls.append(kl.item())
                 loss = loss + cfg.kl_weight * kl
             (loss / cfg.grad_accum).backward()
-            micro_losses.append(out.loss.item())
             accum += 1
             if accum < cfg.grad_accum and index < len(batches) - 1:
                 continue  # the epoch's last, shorter accumulation still makes a step
@@ -310,7 +341,8 @@ def train_lora(
             optimizer.zero_grad()
             step += 1
             step_times.append(time.perf_counter() - t0)
-            step_loss = sum(micro_losses) / len(micro_losses)
+            # an all-anchor step learns nothing: it reports the last learning step's loss
+            step_loss = sum(micro_losses) / len(micro_losses) if micro_losses else (result.train_loss_last or 0.0)
             result.train_loss_first = result.train_loss_first if result.train_loss_first is not None else round(step_loss, 4)
             result.train_loss_last = round(step_loss, 4)
             info = {"step": step, "total": total_steps, "epoch": epoch + 1, "loss": step_loss, "lr": scheduler.get_last_lr()[0]}
@@ -334,6 +366,9 @@ def train_lora(
     result.steps = step
     if valid_items:
         result.valid_kl_to_base = round(evaluate_kl(model, valid_items, pad_id), 5)
+        anchors = [item for item in valid_items if item[2]]
+        if anchors:
+            result.valid_kl_anchors = round(evaluate_kl(model, anchors, pad_id), 5)
     if step_times:
         result.step_s_p50 = round(sorted(step_times)[len(step_times) // 2], 3)
     result.peak_rss_mb = round(_peak_rss_mb(), 1)
