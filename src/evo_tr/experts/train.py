@@ -46,7 +46,8 @@ class LoraTrainConfig(BaseModel):
         0.0,
         ge=0,
         description="Weight of KL(base || adapted) on assistant tokens: the optimum becomes a mix of the data and the base's "
-        "own predictions (1.0 = half each), so a small dataset teaches style without unlearning skill. 0 = off.",
+        "own predictions (1.0 = half each), so a small dataset teaches style without unlearning skill; on anchor examples it is "
+        "the only term. 0 = off (not allowed with anchors).",
     )
     seed: int = 0
 
