@@ -217,6 +217,31 @@ def test_llama_cpp_logit_shift_matches_peft(trained, engine):
     engine.use_adapter(None)
 
 
+def test_adapter_scale_reaches_llama_cpp_and_is_validated(trained, engine):
+    """A version's recorded scale is what llama.cpp applies: half the scale, about half the logit shift."""
+    settings = load_settings()
+    reg = registry(settings)
+    engine.attach_adapter("tr_chat", trained.gguf)
+    base_ll = engine.last_logits(PROMPT)
+    full = engine.last_logits(PROMPT, adapter="tr_chat") - base_ll
+    try:
+        assert reg.set_scale("tr_chat", trained.tag, 0.5).scale == 0.5
+        attached, notices = attach_active_adapters(engine, settings, base_info(settings))
+        assert [(v.expert, v.scale) for v in attached] == [("tr_chat", 0.5)] and not notices
+        half = engine.last_logits(PROMPT, adapter="tr_chat") - base_ll
+        assert 0.3 < np.linalg.norm(half) / np.linalg.norm(full) < 0.7
+        assert np.corrcoef(half, full)[0, 1] > 0.9
+        for bad in (0, -1, 2.5, "x", True):
+            with pytest.raises(EvoError, match="scale must be a number"):
+                reg.set_scale("tr_chat", trained.tag, bad)
+        assert reg.get("tr_chat", trained.tag).scale == 0.5  # a refused value leaves metadata.json as it was
+        with pytest.raises(EvoError, match="read-only"):
+            reg.set_scale("tr_chat", "v0", 0.5)
+    finally:
+        reg.set_scale("tr_chat", trained.tag, 1.0)
+        engine.attach_adapter("tr_chat", trained.gguf)
+
+
 def test_hot_swap_generates_and_never_reuses_kv_across_adapters(trained, engine):
     engine.attach_adapter("tr_chat", trained.gguf)
     greedy = GenerationConfig(max_tokens=12, temperature=0.0, seed=0)
@@ -266,6 +291,13 @@ def test_adapters_cli_list_activate_rollback_remove(trained, secret_file):
     assert run_evo("adapters", "remove", "tr_chat", "v2").returncode == 0
     missing = run_evo("adapters", "activate", "tr_chat", "v9")
     assert missing.returncode == 2 and "Known versions of tr_chat: v1" in missing.stderr
+    too_big = run_evo("adapters", "activate", "tr_chat", "v1", "--scale", "5")
+    assert too_big.returncode == 2 and "at most 2" in too_big.stderr
+    scaled = run_evo("adapters", "activate", "tr_chat", "v1", "--scale", "0.8")
+    assert scaled.returncode == 0 and "v1 at scale 0.8 active" in scaled.stdout
+    rows = {(r["expert"], r["version"]): r for r in run_json("adapters", "list", "--json")["adapters"]}
+    assert rows[("tr_chat", "v1")]["scale"] == 0.8
+    assert run_evo("adapters", "activate", "tr_chat", "v1", "--scale", "1").returncode == 0
 
 
 def test_chat_switch_and_adapters_commands(trained):

@@ -62,6 +62,7 @@ class LlamaCppEngine(Engine):
         self._llama_cpp = llama_cpp
         self._adapters: dict[str, object] = {}  # name → llama_adapter_lora_p (freed with the model)
         self._adapter_paths: dict[str, Path] = {}
+        self._scales: dict[str, float] = {}  # name → LoRA scale (llama.cpp's --lora-scaled)
         self._active: str | None = None
         self._states: dict[str | None, object] = {}  # per-expert KV snapshot, restored when switching back
         self._buffers: dict[str | None, ctypes.Array] = {}  # per-expert snapshot memory, reused: no zero-fill per switch
@@ -95,8 +96,8 @@ class LlamaCppEngine(Engine):
         return self.llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True)
 
     # -- LoRA adapters ----------------------------------------------------------------------
-    def attach_adapter(self, name: str, path: Path) -> None:
-        """Load a GGUF LoRA next to the base (a few ms); it is applied only to requests that ask for it."""
+    def attach_adapter(self, name: str, path: Path, scale: float = 1.0) -> None:
+        """Load a GGUF LoRA next to the base (a few ms); it is applied, times `scale`, only to requests that ask for it."""
         ptr = self._llama_cpp.llama_adapter_lora_init(self.llm._model.model, str(path).encode("utf-8"))
         if not ptr:
             raise ModelIntegrityError(
@@ -107,6 +108,7 @@ class LlamaCppEngine(Engine):
             self.use_adapter(None)
         self._adapters[name] = ptr
         self._adapter_paths[name] = Path(path)
+        self._scales[name] = scale
         self._states.pop(name, None)
 
     def adapters(self) -> list[str]:
@@ -142,7 +144,7 @@ class LlamaCppEngine(Engine):
             rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
         else:
             ptrs = (lib.llama_adapter_lora_p_ctypes * 1)(self._adapters[name])
-            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, ptrs, 1, (ctypes.c_float * 1)(1.0))
+            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, ptrs, 1, (ctypes.c_float * 1)(self._scales[name]))
         if rc != 0:
             raise EvoError(f"llama.cpp refused to switch to adapter {name!r} (code {rc}).")
 

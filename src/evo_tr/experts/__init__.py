@@ -117,7 +117,7 @@ def attach_active_adapters(engine, settings: Settings, base: BaseModelInfo) -> t
             if version.packaged and version.base_sha256 != base.sha256:
                 continue  # shipped adapters serve the base they were trained for; other models just run without them
             check_base(version, base.name, base.sha256)
-            engine.attach_adapter(expert, version.gguf)
+            engine.attach_adapter(expert, version.gguf, version.scale)
             attached.append(version)
         except EvoError as exc:
             notices.append(f"{expert}: {exc.message}")

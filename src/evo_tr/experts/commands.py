@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from evo_tr.config import load_settings
+from evo_tr.errors import EvoError
 
 adapters_app = typer.Typer(help="List, activate, roll back and remove LoRA adapter versions.", no_args_is_help=True)
 console = Console()
@@ -89,12 +90,12 @@ def adapters_list(as_json: JsonOpt = False) -> None:
         console.print("No adapters yet. Train one with `evo train tr_chat`.")
         return
     table = Table()
-    for col in ("expert", "version", "active", "base", "examples", "valid loss", "created"):
+    for col in ("expert", "version", "active", "scale", "base", "examples", "valid loss", "created"):
         table.add_column(col)
     for r in rows:
         losses = r.get("metrics", {}).get("valid_losses") or []
         table.add_row(
-            r["expert"], r["version"] + (" (packaged)" if r["packaged"] else ""), "●" if r["active"] else "",
+            r["expert"], r["version"] + (" (packaged)" if r["packaged"] else ""), "●" if r["active"] else "", f"{r['scale']:g}" if isinstance(r["scale"], (int, float)) else str(r["scale"]),
             r.get("base", {}).get("name", "?"), str(r.get("dataset", {}).get("examples", "?")),
             f"{losses[-1][1]:.3f}" if losses else "-", (r.get("created_at") or "")[:16],
         )
@@ -102,12 +103,22 @@ def adapters_list(as_json: JsonOpt = False) -> None:
 
 
 @adapters_app.command("activate")
-def adapters_activate(expert: str, version: Annotated[str, typer.Argument(help="vN, v0 for the packaged one, or none.")]) -> None:
+def adapters_activate(
+    expert: str,
+    version: Annotated[str, typer.Argument(help="vN, v0 for the packaged one, or none.")],
+    scale: Annotated[Optional[float], typer.Option("--scale", help="LoRA scale to serve this version at (recorded in its metadata.json; 1 = as trained, smaller = closer to the base).")] = None,
+) -> None:
     """Make VERSION the one `evo chat` loads for EXPERT."""
     from evo_tr.experts import registry
 
-    target = registry(load_settings()).activate(expert, version)
-    console.print(f"{expert}: {'no adapter (base model)' if target is None else target.tag} active.")
+    reg = registry(load_settings())
+    if scale is not None:
+        if version == "none":
+            raise EvoError("--scale needs an adapter version, not 'none'.")
+        reg.set_scale(expert, version, scale)
+    target = reg.activate(expert, version)
+    shown = "no adapter (base model)" if target is None else f"{target.tag}" + (f" at scale {target.scale:g}" if target.scale != 1 else "")
+    console.print(f"{expert}: {shown} active.")
 
 
 @adapters_app.command("rollback")
@@ -128,6 +139,11 @@ def adapters_remove(expert: str, version: str) -> None:
     console.print(f"Removed {expert} {version}.")
 
 
+def served_versions(attached: list, names: list[str | None]) -> dict[str, dict]:
+    """Which registry version (and scale) answered for each evaluated expert: an eval figure is tied to it."""
+    return {v.expert: {"version": v.tag, "packaged": v.packaged, "scale": v.scale} for v in attached if v.expert in names}
+
+
 eval_app = typer.Typer(help="Evaluate the base model and expert adapters.", no_args_is_help=True)
 
 
@@ -144,18 +160,17 @@ def eval_python_cmd(
     from evo_tr.experts.evaluate import eval_python
 
     settings = load_settings()
-    engine, _, _ = load_with_experts(settings, model)  # here too with workers > 1: a missing adapter fails before any pool starts
+    engine, attached, _ = load_with_experts(settings, model)  # here too with workers > 1: a missing adapter fails before any pool starts
     adapters: list[str | None] = [None]
     if adapter and adapter != "none":
         if adapter not in engine.adapters():
-            from evo_tr.errors import EvoError
-
             raise EvoError(f"No active adapter for {adapter!r} on this model.", f"Train it first: `evo train {adapter}` (or pass --adapter none).")
         adapters.append(adapter)
     if workers > 1:
         engine.close()  # each worker loads its own; this one would sit idle holding the model
         engine = None
     result = eval_python(settings, engine, adapters, limit=limit, workers=workers, model=model, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+    result["adapter_versions"] = served_versions(attached, adapters)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return
@@ -171,7 +186,6 @@ def eval_turkish_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Held-out Turkish set: perplexity of reference answers and word-validity of generated answers, base vs adapter."""
-    from evo_tr.errors import EvoError
     from evo_tr.experts import load_with_experts
     from evo_tr.experts.evaluate import eval_turkish
 
@@ -182,10 +196,11 @@ def eval_turkish_cmd(
         version = next((v for v in attached if v.expert == adapter), None)
         if version is None:
             raise EvoError(f"No active adapter for {adapter!r} on this model.", f"Train it first: `evo train {adapter}` (or pass --adapter none).")
-        peft_dir = version.path / "peft"
+        peft_dir, scale = version.path / "peft", version.scale
     else:
-        adapter = None
-    result = eval_turkish(settings, engine, adapter, peft_dir, limit=limit, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+        adapter, scale = None, 1.0
+    result = eval_turkish(settings, engine, adapter, peft_dir, scale=scale, limit=limit, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+    result["adapter_versions"] = served_versions(attached, [adapter])
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from evo_tr.config import Settings
@@ -183,8 +184,21 @@ def word_validity(texts: list[str]) -> tuple[float, int]:
     return sum(zipf_frequency(w, "tr") > 0 for w in words) / len(words), len(words)
 
 
+def load_scaled_peft(model, peft_dir: Path, scale: float = 1.0):
+    """The PEFT adapter at the scale llama.cpp serves it with, so torch-side scores judge what users get."""
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+
+    peft = PeftModel.from_pretrained(model, str(peft_dir))
+    for module in peft.modules():
+        if isinstance(module, LoraLayer):
+            module.scale_layer(scale)
+    return peft
+
+
 def eval_turkish(
-    settings: Settings, engine, adapter: str | None, peft_dir=None, *, limit: int | None = None, say: Callable[[str], None] = lambda _: None,
+    settings: Settings, engine, adapter: str | None, peft_dir=None, *, scale: float = 1.0, limit: int | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Base vs adapter on the held-out Turkish set: reference-answer perplexity (torch+PEFT) and word validity (llama.cpp)."""
     import math
@@ -203,9 +217,7 @@ def eval_turkish(
     out: dict[str, Any] = {"benchmark": "turkish_heldout", "examples": len(examples), "model": base.name}
     out["perplexity_base"] = round(math.exp(evaluate_loss(model, items, pad)), 3)
     if adapter and peft_dir is not None:
-        from peft import PeftModel
-
-        peft = PeftModel.from_pretrained(model, str(peft_dir))
+        peft = load_scaled_peft(model, peft_dir, scale)
         out["perplexity_adapter"] = round(math.exp(evaluate_loss(peft, items, pad)), 3)
     config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=TURKISH_GEN_TOKENS)
     for key, target in (("base", None), ("adapter", adapter)):
@@ -249,8 +261,8 @@ def gate_pairs(examples) -> tuple[list, list]:
     return right, wrong
 
 
-def gate_scores(settings: Settings, expert: str, peft_dirs: list, say: Callable[[str], None] = lambda _: None) -> list[dict[str, float]]:
-    """Per adapter (None = base): held-out answer loss, and how much its own question helps (prompt gain).
+def gate_scores(settings: Settings, expert: str, adapters: list[tuple[Path, float] | None], say: Callable[[str], None] = lambda _: None) -> list[dict[str, float]]:
+    """Per adapter ((PEFT folder, scale); None = base): held-out answer loss, and how much its own question helps (prompt gain).
 
     Loss alone rewards any text in the right language; the prompt gain (loss after a mismatched question
     minus loss after the right one) falls when a model learns to ignore the question, e.g. from shuffled pairs.
@@ -266,15 +278,13 @@ def gate_scores(settings: Settings, expert: str, peft_dirs: list, say: Callable[
     right_items, wrong_items = enc(right), enc(wrong)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     out = []
-    for peft_dir in peft_dirs:
+    for adapter in adapters:
         scored = model
-        if peft_dir is not None:
-            from peft import PeftModel
-
-            scored = PeftModel.from_pretrained(model, str(peft_dir))
+        if adapter is not None:
+            scored = load_scaled_peft(model, *adapter)
         loss = float(evaluate_loss(scored, right_items, pad))
         gain = float(evaluate_loss(scored, wrong_items, pad)) - loss
         out.append({"loss": round(loss, 5), "prompt_gain": round(gain, 5)})
-        if peft_dir is not None:
+        if adapter is not None:
             model = scored.unload()  # back to the bare base for the next adapter
     return out

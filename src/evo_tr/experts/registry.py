@@ -16,6 +16,16 @@ PEFT_DIR = "peft"
 META_NAME = "metadata.json"
 ACTIVE_NAME = "active"
 HISTORY_NAME = "history"
+SCALE_RANGE = (0.0, 2.0)  # exclusive, inclusive: 0 would be the base model, above 2 only amplifies noise
+
+
+def check_scale(scale: object) -> float:
+    """A LoRA scale from a flag or metadata.json, refused when it is not a number in SCALE_RANGE."""
+    low, high = SCALE_RANGE
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not low < scale <= high:
+        raise EvoError(f"Adapter scale must be a number above {low:g} and at most {high:g}, not {scale!r}.",
+                       "1 applies the adapter as trained; smaller values move the expert back toward the base model.")
+    return float(scale)
 
 
 @dataclass(frozen=True)
@@ -35,11 +45,16 @@ class AdapterVersion:
         return self.path / GGUF_NAME
 
     @property
+    def scale(self) -> float:
+        """The factor llama.cpp applies to this LoRA (`scale` in metadata.json, default 1 = as trained)."""
+        return check_scale(self.meta.get("scale", 1.0))
+
+    @property
     def base_sha256(self) -> str:
         return self.meta.get("base", {}).get("sha256", "")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"expert": self.expert, "version": self.tag, "path": str(self.path), "packaged": self.packaged, **self.meta}
+        return {"expert": self.expert, "version": self.tag, "path": str(self.path), "packaged": self.packaged, "scale": 1.0, **self.meta}
 
 
 def packaged_root() -> Path:
@@ -127,6 +142,18 @@ class AdapterRegistry:
         target = self.get(expert, version)
         self._write_pointer(expert, target.tag)
         return target
+
+    def set_scale(self, expert: str, version: str, scale: float) -> AdapterVersion:
+        """Record the inference scale in the version's metadata.json (atomically: a crash leaves the old file)."""
+        target = self.get(expert, version)
+        if target.packaged:
+            raise EvoError(f"The packaged {expert} adapter is read-only (its scale is {target.scale:g}).",
+                           f"Copy it as a version of your own, or train one: `evo train {expert}`.")
+        meta = {**target.meta, "scale": check_scale(scale)}
+        tmp = target.path / (META_NAME + ".partial")
+        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        tmp.replace(target.path / META_NAME)
+        return self.get(expert, target.tag)
 
     def rollback(self, expert: str) -> AdapterVersion | None:
         """Back to the version active before the current one (the pointer history remembers)."""
