@@ -40,7 +40,10 @@ MAX_TRY = {"write": 1, "complete": 1, "fix": 1, "tests": 1}
 # English rows are anchors: the base is already a strong English coder, and every adapter that learnt from
 # them lost HumanEval points. On anchors training only holds the model to the base's own predictions (KL);
 # the expert learns from the Turkish rows, where the base is weak (it echoes a Turkish "complete this" stub).
+# `explain` rows are anchors in both languages: their answers are our hand-written prose, not the model's
+# own output, and an explain prompt holds code just as a HumanEval prompt does.
 ANCHOR_LANGS = {"en"}
+ANCHOR_KINDS = {"explain"}
 
 
 def block(code: str) -> str:
@@ -58,7 +61,7 @@ def traceback_of(code: str, tests: str) -> str:
 def example(user: str, assistant: str, check: str, kind: str, lang: str, name: str, **extra: str) -> dict:
     row = {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}],
            "check": check, "kind": kind, "lang": lang, "task": name, **extra}
-    return row | ({"anchor": True} if lang in ANCHOR_LANGS else {})
+    return row | ({"anchor": True} if lang in ANCHOR_LANGS or kind in ANCHOR_KINDS else {})
 
 
 def library_names(code: str) -> set[str]:
