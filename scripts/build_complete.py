@@ -83,7 +83,7 @@ def request_of(t: dict, lang: str) -> str:
 
 
 def main() -> None:
-    from build_training_data import distilled, example, humaneval_names
+    from build_training_data import block, distilled, example, humaneval_names
 
     model = distilled(humaneval_names()).get("complete", {})
     rows = []
@@ -94,7 +94,7 @@ def main() -> None:
             continue
         program = code + "\n\n" + t["tests"]
         assert run_python(program).ok, t["name"]
-        rows += [example(PROMPTS[lang].format(stub=parts[1]), f"```python\n{code}\n```\n\n{NOTE[lang]}", program, "complete", lang, t["name"],
+        rows += [example(PROMPTS[lang].format(stub=parts[1]), f"{block(code)}\n\n{NOTE[lang]}", program, "complete", lang, t["name"],
                          answer_source="model")
                  for lang in ("en", "tr")]
     with open(OUT, "w", encoding="utf-8") as fh:

@@ -28,6 +28,13 @@ def check_scale(scale: object) -> float:
     return float(scale)
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a sibling temp file and rename, so a crash leaves the old file, never half a new one."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 @dataclass(frozen=True)
 class AdapterVersion:
     expert: str
@@ -129,9 +136,7 @@ class AdapterRegistry:
     def _write_pointer(self, expert: str, tag: str) -> None:
         folder = self._expert_dir(expert)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (ACTIVE_NAME + ".partial")
-        tmp.write_text(tag)
-        tmp.replace(folder / ACTIVE_NAME)
+        _write_atomic(folder / ACTIVE_NAME, tag)
         with open(folder / HISTORY_NAME, "a") as fh:
             fh.write(tag + "\n")
 
@@ -150,9 +155,7 @@ class AdapterRegistry:
             raise EvoError(f"The packaged {expert} adapter is read-only (its scale is {target.scale:g}).",
                            f"Copy it as a version of your own, or train one: `evo train {expert}`.")
         meta = {**target.meta, "scale": check_scale(scale)}
-        tmp = target.path / (META_NAME + ".partial")
-        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-        tmp.replace(target.path / META_NAME)
+        _write_atomic(target.path / META_NAME, json.dumps(meta, indent=2, ensure_ascii=False))
         return self.get(expert, target.tag)
 
     def rollback(self, expert: str) -> AdapterVersion | None:
