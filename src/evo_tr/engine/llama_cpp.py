@@ -60,9 +60,7 @@ class LlamaCppEngine(Engine):
                 "The file may be truncated or not a supported GGUF; re-run `evo models pull`.",
             ) from exc
         self._llama_cpp = llama_cpp
-        self._adapters: dict[str, object] = {}  # name → llama_adapter_lora_p (freed with the model)
-        self._adapter_paths: dict[str, Path] = {}
-        self._scales: dict[str, float] = {}  # name → LoRA scale (llama.cpp's --lora-scaled)
+        self._adapters: dict[str, tuple[object, float]] = {}  # name → (llama_adapter_lora_p freed with the model, LoRA scale)
         self._active: str | None = None
         self._states: dict[str | None, object] = {}  # per-expert KV snapshot, restored when switching back
         self._buffers: dict[str | None, ctypes.Array] = {}  # per-expert snapshot memory, reused: no zero-fill per switch
@@ -106,9 +104,7 @@ class LlamaCppEngine(Engine):
             )
         if self._active == name:
             self.use_adapter(None)
-        self._adapters[name] = ptr
-        self._adapter_paths[name] = Path(path)
-        self._scales[name] = scale
+        self._adapters[name] = (ptr, scale)
         self._states.pop(name, None)
 
     def adapters(self) -> list[str]:
@@ -143,8 +139,9 @@ class LlamaCppEngine(Engine):
         if name is None:
             rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
         else:
-            ptrs = (lib.llama_adapter_lora_p_ctypes * 1)(self._adapters[name])
-            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, ptrs, 1, (ctypes.c_float * 1)(self._scales[name]))
+            ptr, scale = self._adapters[name]
+            ptrs = (lib.llama_adapter_lora_p_ctypes * 1)(ptr)
+            rc = lib.llama_set_adapters_lora(self.llm._ctx.ctx, ptrs, 1, (ctypes.c_float * 1)(scale))
         if rc != 0:
             raise EvoError(f"llama.cpp refused to switch to adapter {name!r} (code {rc}).")
 

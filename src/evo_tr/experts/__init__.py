@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from evo_tr.config import Settings
 from evo_tr.errors import EvoError
 from evo_tr.experts.data import clean, dataset_hash, load_strict, packaged_dir, split
-from evo_tr.experts.registry import AdapterRegistry, AdapterVersion, check_base
+from evo_tr.experts.registry import GGUF_NAME, PEFT_DIR, AdapterRegistry, AdapterVersion, check_base
 from evo_tr.models.store import ModelStore
 
 if TYPE_CHECKING:
@@ -86,8 +86,8 @@ def run_training(
     peft_model, result = train_lora(
         torch_model, tokenizer, train_set, valid_set, cfg, staging, system_prompt=settings.prompt_for(expert), resume=resume, on_step=on_step,
     )
-    save_adapter(peft_model, staging / "peft", base.name)
-    export_gguf(staging / "peft", base.path, staging / "adapter.gguf")
+    save_adapter(peft_model, staging / PEFT_DIR, base.name)
+    export_gguf(staging / PEFT_DIR, base.path, staging / GGUF_NAME)
     shutil.rmtree(staging / "checkpoints", ignore_errors=True)
     meta = {
         "expert": expert,

@@ -117,7 +117,7 @@ def adapters_activate(
             raise EvoError("--scale needs an adapter version, not 'none'.")
         reg.set_scale(expert, version, scale)
     target = reg.activate(expert, version)
-    shown = "no adapter (base model)" if target is None else f"{target.tag}" + (f" at scale {target.scale:g}" if target.scale != 1 else "")
+    shown = "no adapter (base model)" if target is None else target.tag + (f" at scale {target.scale:g}" if target.scale != 1 else "")
     console.print(f"{expert}: {shown} active.")
 
 
@@ -191,15 +191,14 @@ def eval_turkish_cmd(
 
     settings = load_settings()
     engine, attached, _ = load_with_experts(settings, model)
-    peft_dir = None
+    version = None
     if adapter and adapter != "none":
         version = next((v for v in attached if v.expert == adapter), None)
         if version is None:
             raise EvoError(f"No active adapter for {adapter!r} on this model.", f"Train it first: `evo train {adapter}` (or pass --adapter none).")
-        peft_dir, scale = version.path / "peft", version.scale
     else:
-        adapter, scale = None, 1.0
-    result = eval_turkish(settings, engine, adapter, peft_dir, scale=scale, limit=limit, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+        adapter = None
+    result = eval_turkish(settings, engine, version, limit=limit, say=lambda m: err.print(f"[dim]{m}[/dim]"))
     result["adapter_versions"] = served_versions(attached, [adapter])
     if as_json:
         print(json.dumps(result, ensure_ascii=False))

@@ -12,6 +12,7 @@ from typing import Any
 
 from evo_tr.config import Settings
 from evo_tr.engine import Engine, Message, generation_config
+from evo_tr.experts.registry import AdapterVersion
 from evo_tr.sandbox import SandboxLimits, run_python
 
 CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
@@ -167,7 +168,6 @@ _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 def heldout_path():
     from importlib import resources
-    from pathlib import Path
 
     return Path(str(resources.files("evo_tr") / "data" / "eval" / "turkish_heldout.jsonl"))
 
@@ -184,21 +184,20 @@ def word_validity(texts: list[str]) -> tuple[float, int]:
     return sum(zipf_frequency(w, "tr") > 0 for w in words) / len(words), len(words)
 
 
-def load_scaled_peft(model, peft_dir: Path, scale: float = 1.0):
-    """The PEFT adapter at the scale llama.cpp serves it with, so torch-side scores judge what users get."""
+def load_scaled_peft(model, version: AdapterVersion):
+    """The version's PEFT adapter at the scale llama.cpp serves it with, so torch-side scores judge what users get."""
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
 
-    peft = PeftModel.from_pretrained(model, str(peft_dir))
+    peft = PeftModel.from_pretrained(model, str(version.peft))
     for module in peft.modules():
         if isinstance(module, LoraLayer):
-            module.scale_layer(scale)
+            module.scale_layer(version.scale)
     return peft
 
 
 def eval_turkish(
-    settings: Settings, engine, adapter: str | None, peft_dir=None, *, scale: float = 1.0, limit: int | None = None,
-    say: Callable[[str], None] = lambda _: None,
+    settings: Settings, engine, version: AdapterVersion | None, *, limit: int | None = None, say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Base vs adapter on the held-out Turkish set: reference-answer perplexity (torch+PEFT) and word validity (llama.cpp)."""
     import math
@@ -216,8 +215,9 @@ def eval_turkish(
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     out: dict[str, Any] = {"benchmark": "turkish_heldout", "examples": len(examples), "model": base.name}
     out["perplexity_base"] = round(math.exp(evaluate_loss(model, items, pad)), 3)
-    if adapter and peft_dir is not None:
-        peft = load_scaled_peft(model, peft_dir, scale)
+    adapter = version.expert if version is not None else None
+    if version is not None:
+        peft = load_scaled_peft(model, version)
         out["perplexity_adapter"] = round(math.exp(evaluate_loss(peft, items, pad)), 3)
     config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=TURKISH_GEN_TOKENS)
     for key, target in (("base", None), ("adapter", adapter)):
@@ -261,8 +261,8 @@ def gate_pairs(examples) -> tuple[list, list]:
     return right, wrong
 
 
-def gate_scores(settings: Settings, expert: str, adapters: list[tuple[Path, float] | None], say: Callable[[str], None] = lambda _: None) -> list[dict[str, float]]:
-    """Per adapter ((PEFT folder, scale); None = base): held-out answer loss, and how much its own question helps (prompt gain).
+def gate_scores(settings: Settings, expert: str, versions: list[AdapterVersion | None], say: Callable[[str], None] = lambda _: None) -> list[dict[str, float]]:
+    """Per version (None = base), at its served scale: held-out answer loss, and how much its own question helps (prompt gain).
 
     Loss alone rewards any text in the right language; the prompt gain (loss after a mismatched question
     minus loss after the right one) falls when a model learns to ignore the question, e.g. from shuffled pairs.
@@ -278,13 +278,13 @@ def gate_scores(settings: Settings, expert: str, adapters: list[tuple[Path, floa
     right_items, wrong_items = enc(right), enc(wrong)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     out = []
-    for adapter in adapters:
+    for version in versions:
         scored = model
-        if adapter is not None:
-            scored = load_scaled_peft(model, *adapter)
+        if version is not None:
+            scored = load_scaled_peft(model, version)
         loss = float(evaluate_loss(scored, right_items, pad))
         gain = float(evaluate_loss(scored, wrong_items, pad)) - loss
         out.append({"loss": round(loss, 5), "prompt_gain": round(gain, 5)})
-        if adapter is not None:
+        if version is not None:
             model = scored.unload()  # back to the bare base for the next adapter
     return out

@@ -52,6 +52,10 @@ class AdapterVersion:
         return self.path / GGUF_NAME
 
     @property
+    def peft(self) -> Path:
+        return self.path / PEFT_DIR
+
+    @property
     def scale(self) -> float:
         """The factor llama.cpp applies to this LoRA (`scale` in metadata.json, default 1 = as trained)."""
         return check_scale(self.meta.get("scale", 1.0))

@@ -320,9 +320,8 @@ def retrain_expert(settings: Settings, expert: str, new_examples: list[list[dict
         if cfg.retrain_lr:
             overrides["lr"] = cfg.retrain_lr
         candidate = run_training(settings, expert, data=data, overrides=overrides, activate=False, say=say)
-    old_peft = (active.path / "peft", active.scale) if active is not None else None  # judged as it is served
     say(f"night: gate for {expert}: held-out scores of {active.tag if active else 'base'} vs {candidate.tag}")
-    old, new = gate_scores(settings, expert, [old_peft, (candidate.path / "peft", candidate.scale)], say)
+    old, new = gate_scores(settings, expert, [active, candidate], say)  # each judged at the scale it is served with
     better = new["loss"] < old["loss"] * (1 - cfg.gate_margin)
     keeps_prompt = new["prompt_gain"] >= old["prompt_gain"] * cfg.gate_min_gain_share
     promote = better and keeps_prompt
