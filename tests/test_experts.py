@@ -318,6 +318,26 @@ def test_eval_turkish_reports_perplexity_and_word_validity_for_base_and_adapter(
     assert 0 <= out["word_validity_base"] <= 1 and out["words_base"] > 0 and out["words_adapter"] > 0
 
 
+def test_eval_python_pairs_base_and_adapter_per_problem(trained):
+    out = run_json("eval", "python", "--adapter", "tr_chat", "--limit", "2", "--json", timeout=600)
+    failed = {key: {f["task_id"] for f in out[f"failures_{key}"]} for key in ("base", "tr_chat")}
+    paired = out["paired_tr_chat"]
+    assert set(paired["only_adapter_passes"]) == failed["base"] - failed["tr_chat"]
+    assert set(paired["only_base_passes"]) == failed["tr_chat"] - failed["base"]
+    assert 0.0 < paired["mcnemar_p"] <= 1.0 and "tr_chat" in out["adapter_versions"]
+
+
+def test_mcnemar_p_separates_a_one_sided_split_from_an_even_one():
+    from evo_tr.experts.evaluate import paired_comparison
+
+    ids = [f"HumanEval/{i}" for i in range(25)]
+    even = paired_comparison(ids, [True] * 13 + [False] * 12, [False] * 13 + [True] * 12)
+    assert (len(even["only_base_passes"]), len(even["only_adapter_passes"]), even["mcnemar_p"]) == (13, 12, 1.0)
+    one_sided = paired_comparison(ids[:8], [False] * 6 + [True] * 2, [True] * 8)  # 6 gained, 0 lost: 2 * 0.5**6
+    assert one_sided["only_adapter_passes"] == ids[:6] and one_sided["mcnemar_p"] == 0.0312
+    assert paired_comparison(ids[:3], [True, False, True], [True, False, True])["mcnemar_p"] == 1.0
+
+
 def test_heldout_turkish_set_is_not_in_the_training_data():
     from evo_tr.experts.data import load_dir, packaged_dir
     from evo_tr.experts.evaluate import heldout_path

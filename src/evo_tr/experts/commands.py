@@ -176,6 +176,12 @@ def eval_python_cmd(
         return
     for key in ("base", *(a for a in adapters if a)):
         console.print(f"{key}: pass@1 [bold]{result[f'pass_at_1_{key}']:.3f}[/bold] ({result[f'passed_{key}']}/{result['problems']})")
+    for key in (a for a in adapters if a):
+        paired = result[f"paired_{key}"]
+        console.print(
+            f"{key} vs base: passed only by {key} {len(paired['only_adapter_passes'])}, "
+            f"only by the base {len(paired['only_base_passes'])} (McNemar exact p = {paired['mcnemar_p']:.3f})"
+        )
 
 
 @eval_app.command("turkish")

@@ -158,7 +158,22 @@ def eval_python(
         out[f"passed_{key}"] = passed
         out[f"seconds_{key}"] = round(sum(o[key][2] for o in outcomes), 1)
         out[f"failures_{key}"] = [{"task_id": p["task_id"], "error": o[key][1]} for p, o in zip(problems, outcomes) if not o[key][0]]
+    for key in keys[1:]:
+        out[f"paired_{key}"] = paired_comparison(
+            [p["task_id"] for p in problems], [o["base"][0] for o in outcomes], [o[key][0] for o in outcomes]
+        )
     return out
+
+
+def paired_comparison(task_ids: list[str], base_ok: list[bool], adapter_ok: list[bool]) -> dict[str, Any]:
+    """Which problems changed side, and McNemar's exact p: is a pass@1 gap more than greedy near-tie flips?"""
+    from scipy.stats import binomtest
+
+    gained = [t for t, b, a in zip(task_ids, base_ok, adapter_ok) if a and not b]
+    lost = [t for t, b, a in zip(task_ids, base_ok, adapter_ok) if b and not a]
+    flips = len(gained) + len(lost)
+    p_value = binomtest(len(gained), flips, 0.5).pvalue if flips else 1.0
+    return {"only_adapter_passes": gained, "only_base_passes": lost, "mcnemar_p": round(float(p_value), 4)}
 
 
 # -- Turkish: perplexity of held-out reference answers, word validity of generated answers -----------
