@@ -158,10 +158,11 @@ def eval_python(
         out[f"passed_{key}"] = passed
         out[f"seconds_{key}"] = round(sum(o[key][2] for o in outcomes), 1)
         out[f"failures_{key}"] = [{"task_id": p["task_id"], "error": o[key][1]} for p, o in zip(problems, outcomes) if not o[key][0]]
-    for key in keys[1:]:
-        out[f"paired_{key}"] = paired_comparison(
-            [p["task_id"] for p in problems], [o["base"][0] for o in outcomes], [o[key][0] for o in outcomes]
-        )
+    if "base" in keys:  # each adapter run beside the base is paired with it problem by problem
+        for key in (k for k in keys if k != "base"):
+            out[f"paired_{key}"] = paired_comparison(
+                [p["task_id"] for p in problems], [o["base"][0] for o in outcomes], [o[key][0] for o in outcomes]
+            )
     return out
 
 
