@@ -6,8 +6,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.evo-setup
 PIP    := $(BIN)/pip install --disable-pip-version-check -q
 # llama-cpp-python builds from source (a few minutes once; pip caches the wheel). Only the core
-# library is built: no llava/mtmd, tools, examples or tests.
-LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+# library is built: no llava/mtmd, tools, examples or tests. The build is -march=native, but without
+# Intel AMX: on VMs whose CPU advertises AMX while the kernel does not grant the tile state, ggml's AMX
+# kernels die with SIGILL on the first matmul (seen here: `tileloadd` in ggml-cpu/amx). AVX-512/VNNI stay.
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 TEST_MODEL ?= smollm2-135m-instruct
 PYTEST_ARGS ?=
 

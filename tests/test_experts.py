@@ -245,16 +245,19 @@ def test_adapter_scale_reaches_llama_cpp_and_is_validated(trained, engine):
 def test_hot_swap_generates_and_never_reuses_kv_across_adapters(trained, engine):
     engine.attach_adapter("tr_chat", trained.gguf)
     greedy = GenerationConfig(max_tokens=12, temperature=0.0, seed=0)
-    base_answer = engine.chat_stream(PROMPT, greedy).text()
+    # The expert's own system prompt, as chat serves it (and as it was trained): under "You are helpful." the
+    # 12-step adapter shifts logits by up to 6.5 on this machine kind, yet the greedy answer can stay the base's.
+    asked = [Message("system", load_settings().prompt_for("tr_chat")), PROMPT[1]]
+    base_answer = engine.chat_stream(asked, greedy).text()
     n_base = engine.llm.n_tokens
-    adapted = engine.chat_stream(PROMPT, greedy, adapter="tr_chat")
+    adapted = engine.chat_stream(asked, greedy, adapter="tr_chat")
     adapted_answer = adapted.text()
     assert adapted.stats.adapter == "tr_chat" and adapted_answer
     assert "ananas" in adapted_answer.lower() or adapted_answer != base_answer
     # back to base: its own KV state is restored (no re-evaluation), and the answer is the base answer again
     engine.use_adapter(None)
     assert engine.llm.n_tokens == n_base
-    assert engine.chat_stream(PROMPT, greedy).text() == base_answer
+    assert engine.chat_stream(asked, greedy).text() == base_answer
     # logits on base after using the adapter equal a fresh base evaluation (nothing leaked)
     before = engine.last_logits(PROMPT)
     engine.last_logits(PROMPT, adapter="tr_chat")

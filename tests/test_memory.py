@@ -312,11 +312,11 @@ def test_manager_recall_respects_relevance_budget_and_records_use(tmp_path, engi
     captured = manager.observe("Merhaba, benim adım Kaan ve İzmir'de yaşıyorum.", session="s1", turn=1)
     assert [c.fact.text for c in captured] == ["Kullanıcının adı Kaan.", "Kullanıcı İzmir'de yaşıyor."]
     store.add_many([NewMemory(t) for t in ("Kullanıcının kedisinin adı Pamuk.", "Kullanıcı Galatasaray taraftarı.")])
-    recall = manager.recall("Benim adım neydi?", strict=False)
+    recall = manager.recall("Benim adım neydi?")
     assert "Kullanıcının adı Kaan." in recall.block and recall.tokens <= settings.memory.rag_max_tokens
     name_id = next(h.memory.id for h in recall.hits if "Kaan" in h.memory.text)
     assert store.get(name_id).use_count == 1
-    tiny = manager.recall("Benim adım neydi?", budget_tokens=engine.count_tokens(recall.block) // 2, strict=False)
+    tiny = manager.recall("Benim adım neydi?", budget_tokens=engine.count_tokens(recall.block) // 2)
     assert len(tiny.hits) < len(recall.hits) and tiny.over_budget > 0
     assert manager.recall("Benim adım neydi?", budget_tokens=0).block == ""
     unrelated = manager.recall("Write a Python function that reverses a linked list.")
@@ -358,10 +358,13 @@ def test_memory_cli_add_search_list_stats_export_import_forget(tmp_path):
     assert empty.returncode == 2 and "empty" in empty.stderr and "Traceback" not in empty.stderr
 
 
-def test_memory_eval_reports_recall_at_3():
+def test_memory_eval_reports_recall_at_3_and_contamination():
     result = run_json("memory", "eval", "--json")
     assert result["pairs"] >= 40 and result["distractors"] >= 200
     assert result["recall_at_3"] >= 0.9, result["misses"]
+    c = result["contamination"]
+    assert c["contamination_rate"] == 0 and c["contamination_probes"] == 20, c["contaminated"]
+    assert c["fact_current"] == 1.0 and c["own_answer_recall"] == 1.0
 
 
 def test_chat_slash_commands_remember_memory_and_forget():

@@ -237,7 +237,9 @@ def synthetic_memories(n: int, seed: int = 7) -> list[str]:
 
 
 def bench_memory(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
-    """Search latency with `bench.memory_size` memories stored, add throughput, and retrieval recall@3."""
+    """Search latency with `bench.memory_size` memories stored, add throughput, retrieval recall@3, and the
+    contamination check (planted false answers must never reach a later prompt)."""
+    from evo_tr.contamination import evaluate_contamination
     from evo_tr.memory.evaluate import evaluate_recall, load_pairs
     from evo_tr.memory.store import MemoryStore, NewMemory
     from evo_tr.router.dataset import load_examples, packaged_path
@@ -278,6 +280,11 @@ def bench_memory(settings: Settings, model: str, say: Callable[[str], None]) -> 
         add_per_s = ADD_RUNS / (time.perf_counter() - t0)
 
     recall = evaluate_recall(settings, k=3, say=say)
+    engine = load_engine(settings, model)
+    try:
+        contamination = evaluate_contamination(settings.model_copy(update={"model": model}), engine, say=say)
+    finally:
+        engine.close()
     return {
         "memory_store_size": store.count(),
         "memory_build_s": build_s,
@@ -287,6 +294,11 @@ def bench_memory(settings: Settings, model: str, say: Callable[[str], None]) -> 
         "memory_recall_at_3": recall["recall_at_3"],
         "memory_recall_pairs": recall["pairs"],
         "memory_recall_distractors": recall["distractors"],
+        "memory_contamination_rate": contamination["contamination_rate"],
+        "memory_contamination_probes": contamination["contamination_probes"],
+        "memory_own_answer_recall": contamination["own_answer_recall"],
+        "memory_fact_current": contamination["fact_current"],
+        "memory_irrelevant_injection_rate": contamination["irrelevant_injection_rate"],
     }
 
 

@@ -86,7 +86,6 @@ class RouterSettings(BaseModel):
     intents: list[str] = Field(default_factory=lambda: list(DEFAULT_INTENTS))
     experts: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EXPERTS), description="intent → expert ('base' = no adapter).")
     threshold: float = Field(0.7, ge=0.0, le=1.0, description="Below this confidence, fall back to general_chat.")
-    force_memory: list[str] = Field(default_factory=lambda: ["memory_recall"], description="Intents that always retrieve memories.")
     @field_validator("experts")
     @classmethod
     def _merge_experts(cls, value: dict[str, str]) -> dict[str, str]:
@@ -116,6 +115,7 @@ class MemorySettings(BaseModel):
     min_similarity: float = Field(0.80, ge=0.0, le=1.0, description="Cosine floor: weaker matches are never injected.")
     relevant_similarity: float = Field(0.87, ge=0.0, le=1.0, description="At or above this cosine a memory counts as relevant on its own.")
     min_overlap: float = Field(0.2, ge=0.0, le=1.0, description="Between the floor and relevant_similarity, share of query stems the memory must contain.")
+    relevance_margin: float = Field(0.03, ge=0.0, le=1.0, description="A memory scoring more than this below the best relevant one is left out.")
     lexical_weight: float = Field(0.02, ge=0.0, le=1.0, description="Weight of stem overlap with the query when re-ranking (hybrid search).")
     user_fact_bonus: float = Field(0.01, ge=0.0, le=1.0, description="Re-rank bonus for facts/preferences, penalty for old conversation snippets.")
     rag_max_tokens: int = Field(300, ge=0, description="Token budget of the memory block in a prompt.")

@@ -24,7 +24,7 @@ from evo_tr.errors import EvoError
 from evo_tr.lifecycle.conversations import ConversationStore, Feedback, SessionInfo, TurnRecord
 from evo_tr.lifecycle.signals import implicit_feedback
 from evo_tr.memory.context import ContextBuffer
-from evo_tr.memory.manager import Captured, MemoryManager, Recall, open_memory
+from evo_tr.memory.manager import Captured, MemoryManager, Recall, asks_about_conversation, open_memory
 from evo_tr.memory.types import MemoryHit
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ class TurnStats:
     log_ms: float = 0.0
     memory_tokens: int = 0
     memory_ids: list[str] = field(default_factory=list)
+    memory_block: str = ""  # exactly what memory put into the prompt (empty when nothing)
     history_messages: int = 0
     dropped_messages: int = 0
     truncated_tokens: int = 0
@@ -133,6 +134,25 @@ class Done:
 
 
 Event = Union[Routed, Recalled, Notice, Token, Done]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A prompt ready for the model: who answers, what memory put in, the messages, and the memory block sent."""
+
+    routed: Routed
+    recall: Recall
+    messages: list[Message]
+    context: str
+
+
+def _drain(events: Iterator[Event]):
+    """Run an event generator to its end and return its return value."""
+    while True:
+        try:
+            next(events)
+        except StopIteration as done:
+            return done.value
 
 
 # -- sessions ------------------------------------------------------------------------------------
@@ -226,20 +246,22 @@ class MemoryLink:
         self._pending = self._writer.submit(self.drain)
 
     def drain(self) -> int:
-        """Apply queued writes in order; stop at the first failure so order is kept. Returns how many were written."""
+        """Apply queued writes in order until the queue is empty (writes queued meanwhile included); stop at the
+        first failure so order is kept. Returns how many were written."""
         written = 0
-        for item_id, kind, payload in self.conversations.pending_memory():
-            try:
-                with self.lock:
-                    manager = self.get()
-                    apply_memory_write(manager, kind, payload)
-            except Exception as exc:
-                if not isinstance(exc, MemoryUnavailable):
-                    self.failed(exc)
-                self.conversations.memory_failed(item_id, reason(exc))
-                return written
-            self.conversations.memory_done(item_id)
-            written += 1
+        while pending := self.conversations.pending_memory():
+            for item_id, kind, payload in pending:
+                try:
+                    with self.lock:
+                        manager = self.get()
+                        apply_memory_write(manager, kind, payload)
+                except Exception as exc:
+                    if not isinstance(exc, MemoryUnavailable):
+                        self.failed(exc)
+                    self.conversations.memory_failed(item_id, reason(exc))
+                    return written
+                self.conversations.memory_done(item_id)
+                written += 1
         return written
 
     def flush(self, timeout: float | None = None) -> None:
@@ -462,16 +484,38 @@ class Orchestrator:
             session.buffer.pop(drop)
         return self._turn(session, record.message, expert, implicit=False)
 
-    def _turn(self, session: Session, text: str, expert: str | None, *, implicit: bool = True) -> Iterator[Event]:
+    def preview(self, session_id: str | None, message: str, *, expert: str | None = None) -> Prepared:
+        """What the model would be sent for `message` (route, recall, assemble) without generating, capturing
+        facts or recording a turn: for the contamination check and for debugging. `None` opens a new session."""
+        if not isinstance(message, str) or not message.strip():
+            raise EvoError("The message is empty.", "Type some text.")
+        session = self.session(session_id)
+        stats = TurnStats(session.id, session.turns + 1)
+        return _drain(self._assemble(session, stats, message.strip(), expert, time.perf_counter(), capture=False))
+
+    def replay(self, session_id: str | None, message: str, answer: str, *, expert: str | None = None) -> TurnStats:
+        """Record a turn whose answer is given instead of generated, through the same path as a chat turn
+        (facts captured, turn logged, exchange saved to memory): how the contamination check plants answers."""
+        session = self.session(session_id)
         t0 = time.perf_counter()
+        stats = self._begin(session, message.strip(), implicit=True)
+        prepared = _drain(self._assemble(session, stats, message.strip(), expert, t0))
+        stats.finish_reason = stats.finish_reason or "stop"
+        return self._finish(session, stats, message.strip(), answer, prepared.context, t0)
+
+    def _begin(self, session: Session, text: str, *, implicit: bool) -> TurnStats:
         if implicit and session.turns:
             self._implicit_feedback(session, text)
         session.turns += 1
-        stats = TurnStats(session.id, session.turns)
         if not session.title:
             session.title = text.replace("\n", " ")[:TITLE_CHARS]
             self.conversations.set_title(session.id, session.title)
+        return TurnStats(session.id, session.turns)
 
+    def _assemble(
+        self, session: Session, stats: TurnStats, text: str, expert: str | None, t0: float, *, capture: bool = True,
+    ) -> Iterator[Event]:
+        """Route, recall and fit the prompt, yielding Routed, Notice and Recalled; returns the Prepared prompt."""
         routed = self.route(session, text, expert)
         stats.intent, stats.confidence, stats.expert, stats.adapter = routed.intent, routed.confidence, routed.expert, routed.adapter
         stats.routed_fallback, stats.route_source = routed.fallback, routed.source
@@ -487,7 +531,7 @@ class Orchestrator:
         t1 = time.perf_counter()
         system = Message("system", self.settings.prompt_for(routed.expert))
         current = Message("user", text)
-        recall, captured, notice = self._recall(session, stats, text, routed, system, current)
+        recall, captured, notice = self._recall(session, stats, text, routed, system, current, capture=capture)
         stats.recall_ms = _ms(t1)
         if notice:
             yield self._notice(stats, notice)
@@ -501,8 +545,7 @@ class Orchestrator:
             stats.error = exc.message
             stats.finish_reason = "error"
             yield self._notice(stats, Notice("generation", f"could not build the prompt: {exc.message}"))
-            yield Done(self._finish(session, stats, text, "", "", t0))
-            return
+            return Prepared(routed, recall, [], "")
         if fit.dropped_context:
             recall = Recall(not_relevant=recall.not_relevant, over_budget=len(recall.hits))
             yield self._notice(stats, Notice("context", "memories left out: the message fills the context window"))
@@ -512,14 +555,24 @@ class Orchestrator:
         stats.dropped_messages, stats.truncated_tokens, stats.dropped_context = fit.dropped_messages, fit.truncated_tokens, fit.dropped_context
         stats.memory_ids = [h.memory.id for h in recall.hits]
         stats.memory_tokens = recall.tokens
-        sent_context = recall.block if not fit.dropped_context else ""
-        self.last_prompt = fit.messages
+        stats.memory_block = recall.block if not fit.dropped_context else ""
         stats.assemble_ms = _ms(t2)
+        return Prepared(routed, recall, fit.messages, stats.memory_block)
+
+    def _turn(self, session: Session, text: str, expert: str | None, *, implicit: bool = True) -> Iterator[Event]:
+        t0 = time.perf_counter()
+        stats = self._begin(session, text, implicit=implicit)
+        prepared = yield from self._assemble(session, stats, text, expert, t0)
+        if not prepared.messages:
+            yield Done(self._finish(session, stats, text, "", "", t0))
+            return
+        sent_context = prepared.context
+        self.last_prompt = prepared.messages
 
         answer = ""
         completion = None
         try:
-            completion = self.engine.chat_stream(fit.messages, self.config, adapter=routed.adapter)
+            completion = self.engine.chat_stream(prepared.messages, self.config, adapter=prepared.routed.adapter)
             for piece in completion:
                 if stats.e2e_ttft_ms is None:
                     stats.e2e_ttft_ms = _ms(t0)
@@ -549,7 +602,7 @@ class Orchestrator:
         except Exception as exc:
             log.warning("could not record implicit feedback: %s", exc)
 
-    def _recall(self, session: Session, stats: TurnStats, text: str, routed: Routed, system: Message, current: Message):
+    def _recall(self, session: Session, stats: TurnStats, text: str, routed: Routed, system: Message, current: Message, *, capture: bool = True):
         """Capture stated facts and retrieve memories; any failure means no RAG this turn and queued writes."""
         recall, captured = Recall(), []
         if self.memory is None:
@@ -557,17 +610,17 @@ class Orchestrator:
         try:
             manager = self.memory.get()
             with self.memory.lock:
-                captured = manager.observe(text, session=session.id, turn=session.turns)
+                captured = manager.observe(text, session=session.id, turn=session.turns) if capture else []
                 room = self.engine.n_ctx - self.config.max_tokens - self.engine.count_messages([system, current]) - RAG_MARGIN_TOKENS
-                strict = routed.intent not in self.settings.router.force_memory
                 recall = manager.recall(
-                    text, room, exclude=[c.fact.text for c in captured], strict=strict, session=session.id, touch=False,
-                    skip_ids=session.in_history(),
+                    text, room, exclude=[c.fact.text for c in captured], about_conversation=asks_about_conversation(text),
+                    session=session.id, touch=False, skip_ids=session.in_history(),
                 )
         except Exception as exc:  # a broken or locked store must never cost the user their answer
             if not isinstance(exc, MemoryUnavailable):
                 self.memory.failed(exc)
-            self._queue_facts(session, text, done={c.fact.text for c in captured})
+            if capture:
+                self._queue_facts(session, text, done={c.fact.text for c in captured})
             return Recall(), captured, Notice("memory", f"memory unavailable, answering without it; writes are queued ({reason(exc)})")
         return recall, captured, None
 

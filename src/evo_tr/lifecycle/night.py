@@ -199,6 +199,14 @@ def nlp_annotations(text: str) -> dict[str, list[str]]:
     return {"entities": entities, "keywords": keywords}
 
 
+def _source_turn(fact: str, turns: list[TurnRecord]) -> TurnRecord:
+    """The turn whose message shares the most content words with an extracted fact (the latest on a tie)."""
+    from evo_tr.memory.store import content_stems
+
+    stems = content_stems(fact)
+    return max(reversed(turns), key=lambda t: len(stems & content_stems(t.message)))
+
+
 def extract(ctx: NightContext) -> dict[str, Any]:
     """Facts and preferences the user stated, by rules and by the local model, into memory with provenance."""
     from evo_tr.memory.facts import capture_facts
@@ -216,12 +224,14 @@ def extract(ctx: NightContext) -> dict[str, Any]:
         found: list[dict[str, Any]] = []
         for t in turns:
             for fact in capture_facts(t.message):
-                found.append({"text": fact.text, "type": fact.type, "lang": fact.lang, "turn": t.number, "extractor": f"rule:{fact.rule}"})
+                found.append({"text": fact.text, "type": fact.type, "lang": fact.lang, "turn": t.number, "stated_at": t.started_at,
+                              "extractor": f"rule:{fact.rule}"})
         if ctx.settings.night.llm_extraction:
             messages = [t.message for t in turns if not t.message.rstrip().endswith("?")]
             if messages:
                 for item in llm_facts(ctx, messages):
-                    found.append({**item, "lang": "", "turn": turns[0].number, "extractor": "llm"})
+                    source = _source_turn(item["text"], turns)  # when the user said it orders a changed fact's versions
+                    found.append({**item, "lang": "", "turn": source.number, "stated_at": source.started_at, "extractor": "llm"})
         notes = nlp_annotations(" ".join(t.message for t in turns))
         mine, seen = [], set()
         for item in found:
@@ -237,7 +247,7 @@ def extract(ctx: NightContext) -> dict[str, Any]:
                 skipped += 1
                 continue
             meta = {"night": ctx.day, "extractor": item["extractor"], "entities": ", ".join(notes["entities"])[:300],
-                    "keywords": ", ".join(notes["keywords"])[:300]}
+                    "keywords": ", ".join(notes["keywords"])[:300], "stated_at": item["stated_at"]}
             result = store.add_memory(item["text"], meta, memory_type=item["type"], source="night", session=session_id, turn=item["turn"], lang=item["lang"])
             mine.append({"id": result.id, "text": item["text"], "type": item["type"], "session": session_id, "turn": item["turn"], "extractor": item["extractor"]})
         added += mine

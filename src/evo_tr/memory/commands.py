@@ -40,13 +40,24 @@ def _table(rows: list[Memory], hits: list[MemoryHit] | None = None) -> Table:
     if hits is not None:
         table.add_column("sim", justify="right")
     table.add_column("text")
+    table.add_column("state", no_wrap=True)
     table.add_column("source", style="dim")
-    table.add_column("created", style="dim", no_wrap=True)
+    table.add_column("stated", style="dim", no_wrap=True)
     for i, m in enumerate(rows):
         sim = [f"{hits[i].similarity:.3f}"] if hits is not None else []
         origin = m.source + (f" {m.session}#{m.turn}" if m.session else "")
-        table.add_row(m.id[:12], m.type, *sim, m.text if len(m.text) < 200 else m.text[:197] + "…", origin, m.created_at[:19])
+        text = m.text if len(m.text) < 200 else m.text[:197] + "…"
+        table.add_row(m.id[:12], m.type, *sim, text if m.current else f"[dim]{text}[/dim]", state_of(m), origin, (m.stated_at or m.created_at)[:19])
     return table
+
+
+def state_of(m: Memory) -> str:
+    """current / history (and what replaced it) for facts about one attribute; who wrote an exchange."""
+    if not m.current:
+        return f"[yellow]history[/yellow] → {m.superseded_by[:8]} ({m.superseded_at[:10]})"
+    if m.attribute:
+        return f"[green]current[/green] {m.attribute}"
+    return "assistant's words" if m.by_assistant else ""
 
 
 @app.command("add")
@@ -186,11 +197,31 @@ def stats(as_json: JsonOpt = False) -> None:
 
 
 @app.command("eval")
-def eval_(k: Annotated[int, typer.Option("--k", min=1, max=20, help="Recall@k cut-off.")] = 3, as_json: JsonOpt = False) -> None:
-    """Retrieval quality on the packaged (fact, question) pairs among distractors, in a throwaway store."""
+def eval_(
+    k: Annotated[int, typer.Option("--k", min=1, max=20, help="Recall@k cut-off.")] = 3,
+    contamination: Annotated[bool, typer.Option("--contamination/--no-contamination", help="Also run the contamination check (loads the chat model's tokenizer).")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieval quality, and whether the assistant's own answers leak into later prompts, in throwaway stores.
+
+    Recall: the packaged (fact, question) pairs among distractors. Contamination: scripted sessions plant
+    false assistant answers, then later questions are assembled by the real orchestrator and their prompts read
+    (memory_contamination_rate must be 0); changed facts must come back with their latest value only.
+    """
     from evo_tr.memory.evaluate import evaluate_recall
 
-    result = evaluate_recall(load_settings(), k=k, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+    settings = load_settings()
+    say = lambda m: err.print(f"[dim]{m}[/dim]")  # noqa: E731
+    result = evaluate_recall(settings, k=k, say=say)
+    if contamination:
+        from evo_tr.contamination import evaluate_contamination
+        from evo_tr.engine import load_engine
+
+        engine = load_engine(settings)
+        try:
+            result["contamination"] = evaluate_contamination(settings, engine, say=say)
+        finally:
+            engine.close()
     if as_json:
         _emit(result)
         return
@@ -200,3 +231,15 @@ def eval_(k: Annotated[int, typer.Option("--k", min=1, max=20, help="Recall@k cu
     )
     for miss in result["misses"]:
         console.print(f"[yellow]miss[/yellow] {miss['question']} → expected {miss['expected']!r}")
+    if contamination:
+        c = result["contamination"]
+        colour = "green" if c["contamination_rate"] == 0 else "red"
+        console.print(
+            f"contamination [bold {colour}]{c['contamination_rate']:.3f}[/bold {colour}] of {c['contamination_probes']} later prompts · "
+            f"own answers recalled when asked {c['own_answer_recall']:.2f} · changed facts current {c['fact_current']:.2f} · "
+            f"off-topic notes {c['irrelevant_injection_rate']:.2f}"
+        )
+        for item in c["contaminated"]:
+            console.print(f"[red]planted claim in prompt[/red] {item['question']} ← {', '.join(item['claims'])}")
+        for item in c["fact_failures"]:
+            console.print(f"[yellow]fact not current[/yellow] {item['question']} → expected {item['expects']!r}")

@@ -3,35 +3,31 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from evo_tr.config import Settings
-from evo_tr.memory.facts import CapturedFact, capture_facts
-from evo_tr.memory.store import MemoryStore
-from evo_tr.memory.types import AddResult, Memory, MemoryHit
+from evo_tr.memory.facts import CapturedFact, capture_facts, question_attributes
+from evo_tr.memory.block import SECTIONS, format_memories, note_line, section_of
+from evo_tr.memory.store import MemoryStore, content_stems, is_relevant
+from evo_tr.memory.types import GROUNDING_TYPES, AddResult, Memory, MemoryHit
 from evo_tr.text import normalize
 
 log = logging.getLogger(__name__)
 
-MEMORY_HEADER = (
-    "Hafıza: önceki konuşmalardan KULLANICI hakkında bildiklerin (senin hakkında değil). "
-    "Yalnızca soruyla ilgiliyse kullan. / Memory: facts about the USER (not about you); use only if relevant."
+# Questions about the conversation itself, recognised by their words ("az önce ne demiştin?", "geçen sefer
+# önerdiğin kitap", "sana ne sormuştum?"): only these may recall earlier exchanges, and when no content word
+# matches, the most recent exchange of another session is what they mean. A question about the user
+# ("Benim adım neydi?", the memory_recall intent too) is answered from facts alone: an old exchange would
+# bring back a value the user has since changed.
+CONVERSATION_CUE = re.compile(
+    r"\b(?:az önce|biraz önce|demin|az evvel|en son|son (?:konuşma|sohbet|yanıt|cevap|mesaj)\w*|geçen (?:sefer|gün|konuşma)\w*"
+    r"|önceki (?:konuşma|sohbet|yanıt|cevap)\w*|dediğin|demiştin|dedin|söyledin|söylediğin|söylemiştin|önerdin|önerdiğin"
+    r"|önermiştin|yazdığın|yazmıştın|verdiğin|vermiştin|anlattığın|anlatmıştın|konuşmuştuk|konuştuk|bahsetmiştik|bahsettik"
+    r"|sormuştum|sorduğum|you (?:said|told|suggested|recommended|wrote|mentioned)|just now|last time|we (?:talked|discussed))\b"
 )
-CONVERSATION_PREFIX = "(önceki konuşma) "
-
-
-def format_memories(memories: Sequence[Memory]) -> str:
-    """The block injected into the prompt; empty when there is nothing to say."""
-    if not memories:
-        return ""
-    lines = [f"- {_line(m)}" for m in memories]
-    return MEMORY_HEADER + "\n" + "\n".join(lines)
-
-
-def _line(memory: Memory) -> str:
-    text = " ".join(memory.text.split())
-    return CONVERSATION_PREFIX + text if memory.type == "conversation" else text
+RECENT_EXCHANGES = 1
 
 
 @dataclass
@@ -77,11 +73,21 @@ class MemoryManager:
             log.info("captured %s memory %s: %s", fact.type, result.id, fact.text)
         return out
 
-    def is_relevant(self, hit: MemoryHit, *, strict: bool = True) -> bool:
-        """Floor always; when strict, also very close or sharing content words (see MemorySettings)."""
-        if hit.similarity < self.cfg.min_similarity:
-            return False
-        return not strict or hit.similarity >= self.cfg.relevant_similarity or hit.overlap >= self.cfg.min_overlap
+    def gate(self, hits: Sequence[MemoryHit], asked: frozenset[str] = frozenset(), *, lenient: bool = False) -> list[MemoryHit]:
+        """The relevant ones among ranked hits: each passes `is_relevant`, and none scores far below the best.
+
+        e5 puts related and unrelated text alike at 0.80-0.90, so a fixed threshold admits neighbours of
+        the right memory; a hit more than `relevance_margin` below the best relevant one is left out (a fact
+        stating an attribute the question asks for always stays: "my name and my city" needs both).
+        Measured on the packaged pairs with the three closest other memories of each question (144):
+        true facts kept 43 → 42 of 48, neighbours admitted 48 → 25 (39 with the attribute check alone),
+        and 0 of 112 off-topic reference notes (2 without the margin: the mountain for the river).
+        """
+        passed = list(hits) if lenient else [h for h in hits if is_relevant(h, self.cfg, asked)]
+        if not passed:
+            return []
+        best = max(_score(h) for h in passed)
+        return [h for h in passed if _score(h) >= best - self.cfg.relevance_margin or (asked and h.memory.attribute in asked)]
 
     def recall(
         self,
@@ -89,7 +95,7 @@ class MemoryManager:
         budget_tokens: int | None = None,
         *,
         exclude: Sequence[str] = (),
-        strict: bool = True,
+        about_conversation: bool = False,
         vector=None,
         session: str | None = None,
         touch: bool = True,
@@ -97,32 +103,42 @@ class MemoryManager:
     ) -> Recall:
         """Top-k relevant memories that fit in the token budget, best first.
 
-        `strict=False` (the user asked about their memory) keeps only the similarity floor. Conversation
-        snippets of `session` are skipped: that conversation is already in the prompt's history.
-        `touch=False` leaves the usage stats to the caller (the chat updates them off the critical path).
+        Only what the user said and reference knowledge are searched to ground an answer. With
+        `about_conversation` (the memory_recall intent: "geçen sefer ne önermiştin?") earlier exchanges are
+        searched too, and a question pointing at the recent past gets the latest one even without a shared
+        word; they are labelled as the assistant's own earlier words. Every candidate passes the relevance
+        gate (`is_relevant`); superseded facts never enter. Exchanges of `session` are skipped: that
+        conversation is already in the prompt's history. `touch=False` leaves the usage stats to the
+        caller (the chat updates them off the critical path).
         """
         budget = self.cfg.rag_max_tokens if budget_tokens is None else min(budget_tokens, self.cfg.rag_max_tokens)
         recall = Recall()
         if budget <= 0 or not query.strip():
             return recall
-        ranked = self.store.search(query, self.cfg.top_k * 2, vector=vector)  # re-ranked (hybrid); spares replace dupes
+        asked = question_attributes(query)
+        # Re-ranked (hybrid) candidates; spares replace duplicates and what the gate refuses.
+        ranked = self.store.search(query, self.cfg.top_k * 2, types=GROUNDING_TYPES, vector=vector, current_only=True)
+        relevant = self.gate(ranked, asked)
+        recall.not_relevant = len(ranked) - len(relevant)
+        if about_conversation:
+            relevant += self.exchanges(query, vector=vector, session=session)
         seen = {normalize(t) for t in exclude}
-        header = self.count_tokens(MEMORY_HEADER + "\n")
-        used = header
-        for hit in ranked:
+        used = 0
+        sections: set[str] = set()
+        for hit in relevant:
             if len(recall.hits) >= self.cfg.top_k:
                 break
-            if not self.is_relevant(hit, strict=strict):
-                recall.not_relevant += 1
+            m = hit.memory
+            key = normalize(m.text)
+            if key in seen or m.id in skip_ids or (m.by_assistant and (not about_conversation or (session and m.session == session))):
                 continue
-            key = normalize(hit.memory.text)
-            if key in seen or hit.memory.id in skip_ids or (session and hit.memory.session == session and hit.memory.type == "conversation"):
-                continue
-            cost = self.count_tokens(f"- {_line(hit.memory)}\n")
+            section = section_of(m)
+            cost = self.count_tokens(f"{note_line(m)}\n") + (0 if section in sections else self.count_tokens(dict(SECTIONS)[section] + "\n\n"))
             if used + cost > budget:
                 recall.over_budget += 1
                 continue
             seen.add(key)
+            sections.add(section)
             recall.hits.append(hit)
             used += cost
         if recall.hits:
@@ -131,6 +147,21 @@ class MemoryManager:
             if touch:
                 self.store.touch([h.memory.id for h in recall.hits])
         return recall
+
+    def exchanges(self, query: str, *, vector=None, session: str | None = None) -> list[MemoryHit]:
+        """Earlier exchanges a question about the conversation refers to (never those of `session`, already in the history).
+
+        With a topic left once the cue words are gone ("Geçen sefer önerdiğin kitap neydi?" → kitap), the
+        best-matching exchange and any other that passes the gate; with none ("Az önce ne demiştin?"), the
+        most recent exchange.
+        """
+        topic = content_stems(CONVERSATION_CUE.sub(" ", normalize(query)))
+        if not topic:
+            return [MemoryHit(m, 1.0) for m in self.store.latest("conversation", RECENT_EXCHANGES, exclude_session=session)]
+        found = [h for h in self.store.search(query, self.cfg.top_k * 2, types=("conversation",), vector=vector)
+                 if not (session and h.memory.session == session) and h.similarity >= self.cfg.min_similarity]
+        chosen = [h for i, h in enumerate(found) if i == 0 or is_relevant(h, self.cfg)]
+        return self.gate(chosen, lenient=True)
 
     # -- after the answer ------------------------------------------------------------------
     def save_turn(self, user: str, assistant: str, *, intent: str = "", session: str = "", turn: int = -1) -> AddResult | None:
@@ -150,6 +181,15 @@ class MemoryManager:
 
     def forget(self, ids: Sequence[str]) -> int:
         return self.store.delete(ids)
+
+
+def _score(hit: MemoryHit) -> float:
+    return hit.score if hit.score is not None else hit.similarity
+
+
+def asks_about_conversation(text: str) -> bool:
+    """The message refers to what was said earlier in the conversation (see CONVERSATION_CUE)."""
+    return bool(CONVERSATION_CUE.search(normalize(text)))
 
 
 def open_memory(settings: Settings, count_tokens: Callable[[str], int]) -> MemoryManager | None:

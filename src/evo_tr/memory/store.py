@@ -22,7 +22,10 @@ import numpy as np
 from evo_tr.config import MemorySettings, Settings
 from evo_tr.embeddings import EMBEDDER_DIM, EMBEDDER_NAME, get_embedder
 from evo_tr.errors import EvoError, StoreBusyError
-from evo_tr.memory.types import MEMORY_TYPES, AddResult, Memory, MemoryHit, MemoryStats, utc_now
+from evo_tr.memory.facts import attribute_of, question_attributes
+from evo_tr.memory.types import (
+    EXCHANGE_ASSISTANT, EXCHANGE_USER, GROUNDING_TYPES, MEMORY_TYPES, AddResult, Memory, MemoryHit, MemoryStats, utc_now,
+)
 from evo_tr.text import clip_middle, has_letters, normalize
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,12 @@ STOPWORDS = frozenset(
     "i my me mine you your is am are was were be the a an of to in on at for and or remember tell know".split()
 )
 ADD_BATCH = 64  # texts embedded and written per Chroma call
+# Version of what the store's records carry (collection metadata "schema"). 1: no roles; conversation
+# memories were injected like facts. 2: every record has a role, facts an attribute and a stated-at time,
+# and a newer statement of an attribute supersedes the older one. Opening an older store migrates it once
+# (metadata only: no text is changed or dropped), see MemoryStore._migrate.
+SCHEMA_VERSION = 2
+DEFAULT_ROLE = {"fact": "user", "preference": "user", "conversation": "exchange", "knowledge": "reference"}
 DUPLICATE_CANDIDATES = 3
 _WORD = re.compile(r"[\w'’]+")
 _LETTERS = re.compile(r"[^\W\d_]+['’]?[^\W\d_]*")
@@ -231,6 +240,20 @@ class WriterLock:
                 time.sleep(0.05)
 
 
+def is_relevant(hit: MemoryHit, cfg: MemorySettings, asked: frozenset[str] = frozenset()) -> bool:
+    """The relevance gate: above the cosine floor, and either very close or sharing content words with the question.
+
+    When the question asks for attributes (`asked`, e.g. {"user.name"}) a fact stating another attribute
+    is never relevant, and one stating an asked attribute always is: "Benim adım neydi?" is not answered by
+    the grandmother's or the cat's name, however close the words.
+    """
+    if hit.similarity < cfg.min_similarity:
+        return False
+    if asked and hit.memory.attribute:
+        return hit.memory.attribute in asked
+    return hit.similarity >= cfg.relevant_similarity or hit.overlap >= cfg.min_overlap
+
+
 def validate_text(text: str, settings: MemorySettings) -> str:
     """Refuse what cannot be a memory, with a message that says how to fix it."""
     if not isinstance(text, str):
@@ -266,13 +289,17 @@ class MemoryStore:
         self.lock = WriterLock(self.path.parent / "writer.lock" if self.cfg.backend == "embedded" else None, self.cfg.lock_timeout_s)
         self._seen_generation = self.lock.generation()
         self._open_collection()
+        if self._schema < SCHEMA_VERSION:
+            self._migrate()
 
     def _open_collection(self) -> None:
-        meta = {"embedder": self.embedder.info.name, "embedder_dim": self.embedder.info.dim, "embed_mode": EMBED_MODE, "app": "evo-tr"}
+        meta = {"embedder": self.embedder.info.name, "embedder_dim": self.embedder.info.dim, "embed_mode": EMBED_MODE, "app": "evo-tr",
+                "schema": SCHEMA_VERSION}
+        self._ef = _register_embedding_function()(self.embedder.info.name)
         try:
             self.collection = self.client.get_or_create_collection(
                 self.cfg.collection,
-                embedding_function=_register_embedding_function()(self.embedder.info.name),
+                embedding_function=self._ef,
                 metadata=meta,
                 configuration={"hnsw": {"space": "cosine"}},
             )
@@ -286,6 +313,42 @@ class MemoryStore:
                 f"not {self.embedder.info.name!r} ({EMBED_MODE}).",
                 "Export it with the old version and import it here, or set memory.collection to a new name.",
             )
+        self._schema = int(stored.get("schema", 1))
+
+    def _migrate(self) -> None:
+        """Bring records written by an earlier version up to SCHEMA_VERSION, once, under the writer lock.
+
+        Conversation memories are tagged as exchanges (they hold the assistant's words, so they stop
+        grounding answers), facts get their attribute and stated-at time, and of two statements of one
+        attribute the newer becomes current. Only metadata changes: every text stays, nothing is deleted.
+        """
+        with self.lock.hold():
+            collection = self.client.get_collection(self.cfg.collection, embedding_function=self._ef)
+            stored = dict(collection.metadata or {})
+            if int(stored.get("schema", 1)) >= SCHEMA_VERSION:  # another process migrated it meanwhile
+                self.collection, self._schema = collection, SCHEMA_VERSION
+                return
+            found = collection.get(include=["documents", "metadatas"])
+            changed: list[Memory] = []
+            attributes: set[str] = set()
+            for mid, doc, meta in zip(found["ids"], found["documents"], found["metadatas"]):
+                m = Memory.from_record(mid, doc, meta)
+                before = m.metadata()
+                _fill_provenance(m)
+                if m.attribute:
+                    attributes.add(m.attribute)
+                if m.metadata() != before:
+                    changed.append(m)
+            for start in range(0, len(changed), 5000):
+                batch = changed[start : start + 5000]
+                collection.update(ids=[m.id for m in batch], metadatas=[m.metadata() for m in batch])
+            for attribute in sorted(attributes):
+                self._resolve_attribute(attribute, collection)
+            stored["schema"] = SCHEMA_VERSION
+            collection.modify(metadata=stored)
+            log.info("memory store migrated to schema %s: %s records tagged, %s attributes resolved", SCHEMA_VERSION, len(changed), len(attributes))
+        self.collection = collection
+        self._schema = SCHEMA_VERSION
 
     def _sync(self) -> None:
         """Reopen if another process wrote since we loaded the index (embedded backend only)."""
@@ -365,6 +428,8 @@ class MemoryStore:
         extra = dict(metadata or {})
         memory_type = _check_type(extra.pop("type", memory_type))
         pieces = chunk_text(text, self.cfg.chunk_chars)
+        if memory_type in ("fact", "preference") and len(pieces) == 1 and "attribute" not in extra:
+            extra["attribute"] = attribute_of(text)
         if len(pieces) == 1:
             item = NewMemory(text, memory_type, source, session, turn, lang, extra)
             result = self.add_many([item])[0]
@@ -384,11 +449,18 @@ class MemoryStore:
         return AddResult(results[0].id, False, tuple(r.id for r in results))
 
     def add_conversation(self, user: str, assistant: str, intent: str = "", *, session: str = "", turn: int = -1) -> AddResult:
-        """One finished exchange, stored so later questions can recall what was discussed."""
+        """One finished exchange, kept so the user can ask about the conversation later ("geçen sefer ne demiştin?").
+
+        It holds the assistant's words, so it is an "exchange": recall never uses it to ground an answer
+        to a new question (the assistant's mistakes must not become its knowledge), see MemoryManager.
+        """
         user, assistant = user.strip(), assistant.strip()
         half = self.cfg.chunk_chars // 2
-        text = f"Kullanıcı: {user[:half]}\nAsistan: {assistant[:half]}"
-        return self.add_memory(text, {"intent": intent} if intent else None, memory_type="conversation", source="chat", session=session, turn=turn)
+        text = f"{EXCHANGE_USER}{user[:half]}{EXCHANGE_ASSISTANT}{assistant[:half]}"
+        extra: dict[str, Any] = {"role": "exchange", "user_chars": len(user[:half])}
+        if intent:
+            extra["intent"] = intent
+        return self.add_memory(text, extra, memory_type="conversation", source="chat", session=session, turn=turn)
 
     def add_many(self, items: Sequence[NewMemory], *, dedupe: bool = True) -> list[AddResult]:
         """Batch insert with exact and near-duplicate merging; one result per item, in order."""
@@ -407,6 +479,7 @@ class MemoryStore:
         results: list[AddResult | None] = [None] * len(items)
         merges: dict[str, Memory] = {}
         new: list[tuple[int, Memory]] = []
+        attributes: set[str] = set()
         with self._writing():
             existing = self._by_hash(hashes) if dedupe else {}
             total = self.count() if dedupe else 0
@@ -419,15 +492,23 @@ class MemoryStore:
                     merged = merges.setdefault(target.id, target)
                     merged.mentions += 1
                     merged.updated_at = now
+                    stated = item.extra.get("stated_at") or now  # said again: it is the newest statement now
+                    if stated > (merged.stated_at or ""):
+                        merged.stated_at = stated
+                    if merged.attribute:
+                        attributes.add(merged.attribute)
                     results[i] = AddResult(target.id, True)
                     continue
                 memory = Memory(
                     id=uuid.uuid4().hex, text=texts[i], type=item.type, source=item.source, session=item.session,
                     turn=item.turn, created_at=now, updated_at=now, text_hash=h, lang=item.lang, extra=dict(item.extra),
                 )
-                for key in ("doc_id", "chunk", "chunks"):
+                for key in ("doc_id", "chunk", "chunks", "role", "attribute", "stated_at"):
                     if key in memory.extra:
                         setattr(memory, key, memory.extra.pop(key))
+                _fill_provenance(memory)
+                if memory.attribute:
+                    attributes.add(memory.attribute)
                 new.append((i, memory))
                 existing[(h, item.type)] = memory
                 results[i] = AddResult(memory.id, False)
@@ -445,7 +526,31 @@ class MemoryStore:
             for _, m in new:  # merges into a memory created in this same batch
                 if m.id in merges and m.mentions > 1:
                     self.collection.update(ids=[m.id], metadatas=[m.metadata()])
+            for attribute in sorted(attributes):
+                self._resolve_attribute(attribute)
         return [r for r in results if r is not None]
+
+    def _resolve_attribute(self, attribute: str, collection: Any = None) -> None:
+        """Of the memories stating one attribute, the most recently stated is current; the rest point to it.
+
+        Called under the writer lock after every write that touches the attribute, so the order of
+        statements (not of writes: the night stores a morning's fact after an evening's) decides.
+        """
+        collection = collection or self.collection
+        found = collection.get(where={"attribute": attribute}, include=["documents", "metadatas"])
+        memories = [Memory.from_record(i, d, m) for i, d, m in zip(found["ids"], found["documents"], found["metadatas"])]
+        if len(memories) < 2 and all(m.current for m in memories):
+            return
+        newest = max(memories, key=lambda m: (m.stated_at or m.created_at, m.created_at, m.id))
+        now = utc_now()
+        changed = []
+        for m in memories:
+            target = "" if m is newest else newest.id
+            if m.superseded_by != target:
+                m.superseded_by, m.superseded_at = target, (now if target else "")
+                changed.append(m)
+        if changed:
+            collection.update(ids=[m.id for m in changed], metadatas=[m.metadata() for m in changed])
 
     def find_duplicate(self, text: str, memory_type: str = "fact") -> Memory | None:
         """The stored memory that `add_memory(text)` would merge into, without touching it (night dedupe)."""
@@ -540,17 +645,26 @@ class MemoryStore:
 
     def search(
         self, query: str, top_k: int = 3, memory_type: str | None = None, *, min_similarity: float = 0.0, vector: np.ndarray | None = None,
+        types: Sequence[str] | None = None, current_only: bool = False,
     ) -> list[MemoryHit]:
         """Nearest memories to `query` (cosine candidates, hybrid re-rank), optionally of one type, best first.
 
         `vector` may carry the query's embedding when the caller already has it (the router embeds the
-        same message in the same mode).
+        same message in the same mode). `types` limits the candidates to those types inside Chroma (so a
+        store full of conversation snippets cannot crowd out the few facts); `current_only` drops facts a
+        newer statement superseded.
         """
         query = query.strip()
         if not query:
             raise EvoError("Search query is empty.", "Give some words to search for.")
         if memory_type is not None:
             _check_type(memory_type)
+            types = [memory_type]
+        for t in types or ():
+            _check_type(t)
+        where = None
+        if types:
+            where = {"type": types[0]} if len(types) == 1 else {"type": {"$in": list(types)}}
         # Queries are embedded normalised (Turkish lower-case), exactly as the router embeds the message, so
         # the embedder's cache serves the second request: one embedding per chat turn. Measured on the
         # packaged pairs: recall@3 unchanged (0.917), recall@1 0.833 -> 0.813.
@@ -559,13 +673,15 @@ class MemoryStore:
         res = self.collection.query(  # Chroma returns fewer rows when the store is smaller: no count() round-trip
             query_embeddings=vec[None, :],
             n_results=max(top_k * RERANK_FACTOR, RERANK_MIN),
-            where={"type": memory_type} if memory_type else None,
+            where=where,
             include=["documents", "metadatas", "distances"],
         )
         query_stems = content_stems(query)
         hits = []
         for mid, doc, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]):
             memory = Memory.from_record(mid, doc, meta)
+            if current_only and not memory.current:
+                continue
             similarity = 1.0 - dist
             overlap = stem_coverage(query_stems, content_stems(doc))
             score = similarity + self.cfg.lexical_weight * overlap + self.cfg.user_fact_bonus * TYPE_PRIOR.get(memory.type, 0)
@@ -574,11 +690,12 @@ class MemoryStore:
         return [h for h in hits if h.similarity >= min_similarity][:top_k]
 
     def get_relevant_context(self, query: str) -> str:
-        """The design's RAG entry point: a ready-to-inject block of the top memories (may be empty)."""
-        from evo_tr.memory.manager import format_memories
+        """The design's RAG entry point: a ready-to-inject block of the relevant grounding memories (may be empty)."""
+        from evo_tr.memory.block import format_memories
 
-        hits = self.search(query, self.cfg.top_k, min_similarity=self.cfg.min_similarity)
-        return format_memories([h.memory for h in hits])
+        hits = self.search(query, self.cfg.top_k * 2, types=GROUNDING_TYPES, current_only=True)
+        asked = question_attributes(query)
+        return format_memories([h.memory for h in hits if is_relevant(h, self.cfg, asked)][: self.cfg.top_k])
 
     def get(self, memory_id: str) -> Memory | None:
         found = self.collection.get(ids=[memory_id], include=["documents", "metadatas"])
@@ -596,6 +713,15 @@ class MemoryStore:
     def list(self, memory_type: str | None = None, limit: int = 20) -> list[Memory]:
         """Most recent memories first."""
         return list(reversed(self.all(memory_type)))[:limit]
+
+    def latest(self, memory_type: str, n: int = 1, *, exclude_session: str | None = None) -> list[Memory]:
+        """The `n` most recently created memories of one type (another session's only, when given): what
+        "az önce ne demiştin?" refers to when no words of the question match."""
+        found = self.collection.get(where={"type": _check_type(memory_type)}, include=["metadatas"])  # texts only for the winners
+        rows = [(m.get("created_at", ""), m.get("turn", -1), i) for i, m in zip(found["ids"], found["metadatas"])
+                if not exclude_session or m.get("session") != exclude_session]
+        ids = [i for *_, i in sorted(rows, reverse=True)[:n]]
+        return [m for m in (self.get(i) for i in ids) if m is not None]
 
     def get_stats(self) -> MemoryStats:
         found = self.collection.get(include=["metadatas"])
@@ -660,10 +786,27 @@ class MemoryStore:
         _check_type(meta.get("type", "fact"))
         now = utc_now()
         memory = Memory.from_record(str(record.get("id") or uuid.uuid4().hex), text, meta)
-        return replace(
+        memory = replace(
             memory,
             source=memory.source or "import",
             created_at=memory.created_at or now,
             updated_at=memory.updated_at or now,
             text_hash=memory.text_hash or text_hash(text),
         )
+        _fill_provenance(memory)  # an export of an earlier version: the same tags the migration gives
+        return memory
+
+
+def _fill_provenance(m: Memory) -> None:
+    """Role, attribute and stated-at time for a record that lacks them (new writes, migration, old exports)."""
+    if not m.role:
+        m.role = DEFAULT_ROLE.get(m.type, "user")
+    if m.type == "conversation" and "user_chars" not in m.extra and m.text.startswith(EXCHANGE_USER):
+        cut = m.text.find(EXCHANGE_ASSISTANT)
+        if cut >= 0:
+            m.extra["user_chars"] = cut - len(EXCHANGE_USER)
+    if m.type in ("fact", "preference") and not m.attribute and m.chunks == 1:
+        m.attribute = attribute_of(m.text)
+    if not m.stated_at:
+        m.stated_at = m.created_at
+

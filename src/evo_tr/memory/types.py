@@ -10,10 +10,21 @@ MemoryType = Literal["fact", "preference", "conversation", "knowledge"]
 MEMORY_TYPES: tuple[str, ...] = get_args(MemoryType)
 Source = Literal["chat", "cli", "import", "night", "eval", "bench"]
 
+# Who wrote a memory's words. Only the user's own statements (and reference knowledge) may ground an
+# answer; text the assistant wrote ("exchange" = a stored question/answer pair) is recalled only when the
+# user asks about the conversation itself, and then labelled as the assistant's earlier words.
+Role = Literal["user", "assistant", "exchange", "reference"]
+ASSISTANT_ROLES = frozenset({"assistant", "exchange"})
+# What may ground an answer to a new question: what the user said, and reference knowledge.
+GROUNDING_TYPES = ("fact", "preference", "knowledge")
+# How a stored exchange's text is laid out (its metadata "user_chars" says where the question ends).
+EXCHANGE_USER, EXCHANGE_ASSISTANT = "Kullanıcı: ", "\nAsistan: "
+
 # Metadata keys the store owns; anything else a caller passes is kept as extra metadata.
 CORE_KEYS = (
     "type", "source", "session", "turn", "created_at", "updated_at", "last_used_at",
     "use_count", "mentions", "text_hash", "lang", "doc_id", "chunk", "chunks",
+    "role", "attribute", "stated_at", "superseded_by", "superseded_at",
 )
 
 
@@ -42,7 +53,22 @@ class Memory:
     doc_id: str = ""
     chunk: int = 0
     chunks: int = 1
+    role: str = ""  # see Role; "" only on records not yet migrated
+    attribute: str = ""  # e.g. "user.name", "cat.name": a newer statement of it supersedes this one
+    stated_at: str = ""  # when the user said it (a night extraction: the turn's time), which orders supersession
+    superseded_by: str = ""  # id of the newer memory of the same attribute; "" = current
+    superseded_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def current(self) -> bool:
+        """False once a newer statement of the same attribute replaced it (kept as dated history)."""
+        return not self.superseded_by
+
+    @property
+    def by_assistant(self) -> bool:
+        """The text contains the assistant's own words: never grounding for a new question."""
+        return self.role in ASSISTANT_ROLES or (self.type == "conversation" and self.role != "user")
 
     def metadata(self) -> dict[str, Any]:
         """Flat Chroma metadata (no None values: Chroma rejects them in older servers)."""
@@ -105,3 +131,14 @@ class MemoryStats:
             "total": self.total, "by_type": self.by_type, "by_source": self.by_source, "backend": self.backend,
             "location": self.location, "embedder": self.embedder, "newest": self.newest,
         }
+
+
+def split_exchange(m: Memory) -> tuple[str, str]:
+    """(what the user asked, what the assistant answered) of a stored exchange; ("", text) if not one."""
+    n = m.extra.get("user_chars")
+    if isinstance(n, int) and m.text.startswith(EXCHANGE_USER):
+        user = m.text[len(EXCHANGE_USER) : len(EXCHANGE_USER) + n]
+        rest = m.text[len(EXCHANGE_USER) + n :]
+        if rest.startswith(EXCHANGE_ASSISTANT):
+            return user, rest[len(EXCHANGE_ASSISTANT) :]
+    return "", m.text

@@ -1,0 +1,57 @@
+"""The memory block of a prompt: what each recalled memory is, worded so the model can tell who said it.
+
+The block used to list stored exchanges as "Kullanıcı: …\nAsistan: …" lines, which the model continued as
+dialogue ("Kullanıcı: Benim adım Tarçın…" after the user named a cat) and read as facts. Now each kind of
+memory has its own headed section, the user's statements carry their provenance, and an earlier exchange
+is a sentence that says it is the assistant's own earlier answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from evo_tr.memory.types import Memory, split_exchange
+
+USER_HEADER = (
+    "Hafıza — KULLANICININ kendisi hakkında söyledikleri (senin hakkında değil). Bu bir not listesidir, diyalog değil; "
+    "yalnızca soruyla ilgiliyse kullan. / Memory: what the USER said about themselves (notes, not dialogue); use only if relevant."
+)
+REFERENCE_HEADER = "Başvuru notları (yalnızca soruyla ilgiliyse kullan) / Reference notes (use only if relevant):"
+PAST_HEADER = (
+    "Önceki konuşmalardan — SENİN (asistanın) daha önce söylediklerin. Doğruluğu denetlenmedi, bilgi kaynağı değildir; "
+    "yalnızca ne konuşulduğunu hatırlamak için. / Earlier conversation: what YOU said before (unchecked, not facts)."
+)
+SECTIONS = (("user", USER_HEADER), ("reference", REFERENCE_HEADER), ("past", PAST_HEADER))
+
+
+def section_of(memory: Memory) -> str:
+    if memory.by_assistant:
+        return "past"
+    return "reference" if memory.type == "knowledge" else "user"
+
+
+def note_line(memory: Memory) -> str:
+    """One note, worded so the model can tell who said it and cannot read it as dialogue to continue."""
+    text = " ".join(memory.text.split())
+    day = (memory.stated_at or memory.created_at)[:10]
+    when = f", {day}" if day else ""
+    if memory.by_assistant:
+        user, answer = split_exchange(memory)
+        user, answer = " ".join(user.split()), " ".join(answer.split())
+        asked = f"kullanıcı «{user}» dedi; " if user else ""
+        return f"- {day or 'önceden'}: {asked}sen «{answer}» diye yanıtladın."
+    if memory.type == "knowledge":
+        return f"- {text}"
+    if text.startswith(("Kullanıcı", "The user")):
+        return f"- {text} (kullanıcı söyledi{when})"
+    return f"- Kullanıcının kendi sözleri: «{text}» (kullanıcı söyledi{when})"
+
+
+def format_memories(memories: Sequence[Memory]) -> str:
+    """The block injected into the prompt, one headed section per kind of memory; empty when there is nothing."""
+    parts = []
+    for section, header in SECTIONS:
+        lines = [note_line(m) for m in memories if section_of(m) == section]
+        if lines:
+            parts.append(header + "\n" + "\n".join(lines))
+    return "\n\n".join(parts)
