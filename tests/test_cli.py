@@ -91,9 +91,10 @@ def test_doctor_reports_missing_model_with_fix():
 
 def test_bench_json_has_every_section():
     small = {"EVO_BENCH__DECODE_TOKENS": "16", "EVO_BENCH__MEMORY_SIZE": "300", "EVO_BENCH__MEMORY_QUERIES": "30",
-             "EVO_BENCH__TURN_MEMORY_SIZE": "100", "EVO_BENCH__FOLLOWUP_TOKENS": "16"}
+             "EVO_BENCH__TURN_MEMORY_SIZE": "100", "EVO_BENCH__FOLLOWUP_TOKENS": "16", "EVO_BENCH__KNOWLEDGE_CHUNKS": "40",
+             "EVO_BENCH__KNOWLEDGE_QUERIES": "20"}
     out = run_json("bench", "--json", "--runs", "1", env=small, timeout=600)
-    assert out["sections"] == ["engine", "router", "memory", "experts", "turn", "night"]
+    assert out["sections"] == ["engine", "router", "memory", "knowledge", "experts", "turn", "night"]
     for key in ("load_s", "ttft_ms_p50", "decode_tok_s", "prompt_tok_s", "raw_ttft_ms_p50", "raw_decode_tok_s", "decode_vs_raw"):
         assert isinstance(out[key], (int, float)) and out[key] > 0, key
     assert out["model"] == MODEL
@@ -104,6 +105,10 @@ def test_bench_json_has_every_section():
     assert 0 < out["memory_search_ms_p50"] <= out["memory_search_ms_p99"]
     assert out["memory_add_per_s"] > 0
     assert out["memory_recall_at_3"] >= 0.9
+    assert out["memory_contamination_rate"] == 0 and out["memory_fact_current"] == 1.0
+    assert out["knowledge_document_chunks"] == 40 and out["knowledge_pack_entries"] >= 1100
+    assert 0 < out["knowledge_search_ms_p50"] <= out["knowledge_search_ms_p99"] and out["knowledge_ingest_chunks_per_s"] > 0
+    assert out["knowledge_recall_at_3"] >= 0.9
     assert out["adapter_switch_ms_p50"] > 0 and out["adapter_set_ms_p50"] > 0
     assert out["decode_tok_s_with_adapter"] > 0 and out["adapter_decode_ratio"] > 0
     assert out["train_step_s"] > 0 and out["train_model"] == "smollm2-135m-instruct"

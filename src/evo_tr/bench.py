@@ -302,6 +302,85 @@ def bench_memory(settings: Settings, model: str, say: Callable[[str], None]) -> 
     }
 
 
+KNOWLEDGE_INGEST_FILES = 6
+
+
+def _write_bench_docs(folder: Path, chunks: int, chunk_chars: int, seed: int) -> int:
+    """Markdown files of synthetic notes (headings and paragraphs) that chunk into about `chunks` passages."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sentences = iter(synthetic_memories(chunks * 8, seed=seed))
+    per_file, files = 20, 0
+    for _ in range(-(-chunks // per_file)):
+        lines = [f"# Notlar {files}"]
+        for section in range(per_file // 2):  # two paragraphs of over half a chunk each: two chunks per section
+            lines += ["", f"## Bölüm {section}", ""]
+            for _ in range(2):
+                para = ""
+                while len(para) < chunk_chars * 0.55:
+                    para = f"{para} {next(sentences)}".strip()
+                lines += [para[: chunk_chars - 20], ""]
+        (folder / f"notlar-{files:04d}.md").write_text("\n".join(lines), encoding="utf-8")
+        files += 1
+    return files
+
+
+def bench_knowledge(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Pack load time, search latency at full pack + 1,000 document chunks, ingest speed, recall@3 on our questions."""
+    from evo_tr.knowledge.evaluate import evaluate_knowledge, load_questions
+    from evo_tr.knowledge.store import KnowledgeStore
+
+    ks = settings.model_copy(update={
+        "memory": settings.memory.model_copy(update={"backend": "embedded"}),
+        "knowledge": settings.knowledge.model_copy(update={"collection": "bench_knowledge", "pack": True}),
+    })
+    root = settings.home / "bench" / "knowledge"
+    store = KnowledgeStore(ks, path=root, load_pack_now=False)
+    t0 = time.perf_counter()
+    loaded = store.ensure_pack(say)
+    pack_load_s = round(time.perf_counter() - t0, 2) if loaded else None
+    wanted = settings.bench.knowledge_chunks
+    docs = root / f"docs-{wanted}"
+    # The document set is built once and kept (embedding 1,000 chunks takes minutes), like the memory store.
+    if sum(d.chunks for d in store.documents()) != wanted:
+        say(f"knowledge: adding {wanted} document chunks (once; kept under {root})")
+        for d in store.documents():
+            store.remove(d.path)
+        _write_bench_docs(docs, wanted, ks.knowledge.chunk_chars, seed=5)
+        store.add_paths([docs])
+    doc_chunks = sum(d.chunks for d in store.documents())
+    say(f"knowledge: ingest speed on {KNOWLEDGE_INGEST_FILES} fresh files")
+    with tempfile.TemporaryDirectory(prefix="evo-bench-ingest-") as tmp:
+        fresh = KnowledgeStore(ks, path=Path(tmp) / "store", load_pack_now=False)
+        folder = Path(tmp) / "docs"
+        _write_bench_docs(folder, KNOWLEDGE_INGEST_FILES * 20, ks.knowledge.chunk_chars, seed=int(time.time()) % 1000)
+        files = sorted(folder.glob("*.md"))[:KNOWLEDGE_INGEST_FILES]
+        t0 = time.perf_counter()
+        reports = fresh.add_paths(files)
+        ingest_s = time.perf_counter() - t0
+        ingested = sum(r.chunks for r in reports)
+    questions = [q["question"] for q in load_questions()][: settings.bench.knowledge_queries]
+    say(f"knowledge: {len(questions)} searches (query embedding + search) in {store.count()} passages")
+    store.search("ısınma", 3)
+    latencies = []
+    for q in questions:
+        t0 = time.perf_counter()
+        store.search(q, settings.knowledge.top_k * 2)
+        latencies.append(1000 * (time.perf_counter() - t0))
+    quality = evaluate_knowledge(ks, say=say, store=store)
+    return {
+        "knowledge_pack_entries": store.stats()["pack_entries"],
+        "knowledge_pack_load_s": pack_load_s,
+        "knowledge_document_chunks": doc_chunks,
+        "knowledge_search_ms_p50": round(p50(latencies), 2),
+        "knowledge_search_ms_p99": round(p99(latencies), 2),
+        "knowledge_ingest_chunks_per_s": round(ingested / ingest_s, 2),
+        "knowledge_recall_at_3": quality["recall_at_3"],
+        "knowledge_injected_recall": quality["injected_recall"],
+        "knowledge_irrelevant_turn_share": quality["irrelevant_turn_share"],
+        "knowledge_questions": quality["questions"],
+    }
+
+
 ADD_RUNS = 100
 SWITCH_RUNS = 20
 TRAIN_BENCH_STEPS = 6
@@ -554,7 +633,7 @@ def bench_night(settings: Settings, model: str, say: Callable[[str], None]) -> d
 
 
 SECTIONS: dict[str, Section] = {
-    "engine": bench_engine, "router": bench_router, "memory": bench_memory, "experts": bench_experts, "turn": bench_turn,
+    "engine": bench_engine, "router": bench_router, "memory": bench_memory, "knowledge": bench_knowledge, "experts": bench_experts, "turn": bench_turn,
     "night": bench_night,
 }
 

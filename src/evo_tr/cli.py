@@ -22,6 +22,7 @@ from evo_tr.experts.commands import adapters_app, data_app, eval_app
 from evo_tr.experts.commands import train as train_command
 from evo_tr.lifecycle.commands import app as logs_app
 from evo_tr.lifecycle.commands import night, report, review, schedule_app
+from evo_tr.knowledge.commands import app as knowledge_app
 from evo_tr.memory.commands import app as memory_app
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ router_app = typer.Typer(help="Train, evaluate and query the intent router.", no
 app.add_typer(config_app, name="config")
 app.add_typer(router_app, name="router")
 app.add_typer(memory_app, name="memory")
+app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
@@ -56,6 +58,7 @@ log = logging.getLogger("evo_tr")
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Registry name of the model (default: settings.model).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")]
 NoMemoryOpt = Annotated[bool, typer.Option("--no-memory", help="Neither recall nor save memories this time.")]
+NoKnowledgeOpt = Annotated[bool, typer.Option("--no-knowledge", help="No reference notes (pack, documents) this time.")]
 
 
 def _settings() -> Settings:
@@ -92,22 +95,24 @@ SessionOpt = Annotated[Optional[str], typer.Option("--session", "-s", help="Cont
 ExpertOpt = Annotated[Optional[str], typer.Option("--expert", "-e", help="Force an expert (tr_chat, python_coder), 'base', or 'auto' (router picks).")]
 
 
-def _orchestrator(settings: Settings, model: str | None, config, *, memory: bool):
+def _orchestrator(settings: Settings, model: str | None, config, *, memory: bool, knowledge: bool = True):
     """Engine (with a progress bar on first use) plus router, adapters, memory and the conversation store."""
     from evo_tr.orchestrator import Orchestrator
 
     engine = _load_engine_with_progress(settings, model)
-    return Orchestrator.build(settings, engine, config, model=model, memory=memory)
+    say = lambda m: err.print(f"[dim]{m}[/dim]")  # noqa: E731 (the pack loads on first use: a few seconds)
+    return Orchestrator.build(settings, engine, config, model=model, memory=memory, knowledge=knowledge, say=say)
 
 
 @app.command()
-def chat(model: ModelOpt = None, no_memory: NoMemoryOpt = False, session: SessionOpt = None, expert: ExpertOpt = None) -> None:
+def chat(model: ModelOpt = None, no_memory: NoMemoryOpt = False, no_knowledge: NoKnowledgeOpt = False, session: SessionOpt = None,
+         expert: ExpertOpt = None) -> None:
     """Interactive chat: streams answers, routes each message to an expert, remembers; /help lists commands."""
     from evo_tr.engine import generation_config
     from evo_tr.repl import Repl
 
     settings = _settings()
-    orch = _orchestrator(settings, model, generation_config(settings), memory=not no_memory)
+    orch = _orchestrator(settings, model, generation_config(settings), memory=not no_memory, knowledge=not no_knowledge)
     try:
         current = orch.resume(session) if session else orch.new_session()
         if expert:
@@ -128,12 +133,14 @@ def ask(
     seed: Annotated[Optional[int], typer.Option(help="Random seed for reproducible answers.")] = None,
     system: Annotated[Optional[str], typer.Option(help="Override the system prompt (every expert).")] = None,
     no_memory: NoMemoryOpt = False,
+    no_knowledge: NoKnowledgeOpt = False,
     expert: ExpertOpt = None,
     session: SessionOpt = None,
 ) -> None:
     """Answer one question and exit (streams to stdout; --json for scripts; --session to continue a chat)."""
     from evo_tr.engine import generation_config
     from evo_tr.orchestrator import Done, Notice, Recalled, Routed, Token
+    from evo_tr.repl import sources_lines
 
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -146,7 +153,7 @@ def ask(
         settings.system_prompt = system
         settings.experts.system_prompts = {k: system for k in settings.experts.system_prompts}
     config = generation_config(settings, max_tokens=max_tokens, temperature=temperature, seed=seed)
-    orch = _orchestrator(settings, model, config, memory=not no_memory)
+    orch = _orchestrator(settings, model, config, memory=not no_memory, knowledge=not no_knowledge)
     try:
         current = orch.resume(session) if session else orch.new_session()
         if not as_json:
@@ -176,6 +183,9 @@ def ask(
             events.close()
         if not as_json:
             sys.stdout.write("\n")
+            if stats is not None:
+                for line in sources_lines(stats.sources):
+                    sys.stdout.write(line + "\n")
         elif stats is not None:
             out = {
                 "model": model or settings.model,
@@ -195,10 +205,11 @@ def ask(
 
 def _memory_lines(event) -> list[str]:
     """One dim line per thing memory did this turn, so the user always knows what was kept or used."""
+    from evo_tr.repl import recall_summary
+
     lines = [f"noted: {c.fact.text}" for c in event.captured]
-    if event.memories:
-        lines.append(f"recalled {len(event.memories)} memor{'y' if len(event.memories) == 1 else 'ies'}")
-    return lines
+    summary = recall_summary(event)
+    return lines + ([summary] if summary else [])
 
 
 # -- sessions --------------------------------------------------------------------------
@@ -418,7 +429,7 @@ def doctor(as_json: JsonOpt = False) -> None:
 def bench(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory, experts, turn, night.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory, knowledge, experts, turn, night.")] = None,
     runs: Annotated[Optional[int], typer.Option(help="Repetitions per figure (medians are reported).")] = None,
     memory_size: Annotated[Optional[int], typer.Option(help="Memories in the store for the search-latency figure (default 10000).")] = None,
 ) -> None:

@@ -118,7 +118,7 @@ class MemorySettings(BaseModel):
     relevance_margin: float = Field(0.03, ge=0.0, le=1.0, description="A memory scoring more than this below the best relevant one is left out.")
     lexical_weight: float = Field(0.02, ge=0.0, le=1.0, description="Weight of stem overlap with the query when re-ranking (hybrid search).")
     user_fact_bonus: float = Field(0.01, ge=0.0, le=1.0, description="Re-rank bonus for facts/preferences, penalty for old conversation snippets.")
-    rag_max_tokens: int = Field(300, ge=0, description="Token budget of the memory block in a prompt.")
+    rag_max_tokens: int = Field(400, ge=0, description="Token budget of the memory and knowledge block in a prompt (shared).")
     max_query_chars: int = Field(500, ge=50, description="Longer search queries (pasted code, tracebacks) keep head and tail, bounding latency.")
     chunk_chars: int = Field(1000, ge=100, description="Long texts are stored in chunks of about this size.")
     max_text_chars: int = Field(64_000, ge=1000, description="Texts longer than this are refused (import files instead).")
@@ -127,6 +127,20 @@ class MemorySettings(BaseModel):
     lock_timeout_s: float = Field(3.0, ge=0.0, description="A write waits this long for another process's write lock; chat then queues it, the CLI says busy.")
     buffer_messages: int = Field(20, ge=2, description="Short-term buffer: messages kept.")
     buffer_tokens: int = Field(2048, ge=64, description="Short-term buffer: token limit (active model's tokenizer).")
+
+
+class KnowledgeSettings(BaseModel):
+    """Reference knowledge, kept apart from personal memory: the shipped Turkish pack and the user's documents."""
+
+    enabled: bool = Field(True, description="Retrieve knowledge into prompts.")
+    collection: str = Field("evo_knowledge", min_length=3, max_length=512, description="Chroma collection (under $EVO_HOME/knowledge, or on the memory.backend server).")
+    pack: bool = Field(True, description="Load and search the shipped Turkish knowledge pack (proverbs, idioms, reference entries).")
+    top_k: int = Field(3, ge=1, le=20, description="Knowledge passages injected per turn at most (the token budget is shared with memory).")
+    chunk_chars: int = Field(700, ge=200, le=4000, description="Documents are cut into passages of about this many characters.")
+    max_file_mb: float = Field(20.0, gt=0, description="Larger files are skipped with a message.")
+    skip_pack_for: list[str] = Field(default_factory=lambda: ["code_python", "code_debug", "memory_recall"], description="Intents whose prompts never get pack entries (the user's documents still can).")
+    head_coverage: float = Field(0.5, ge=0.0, le=1.0, description="A proverb or idiom needs this share of its own words in the message (unless the message asks for a saying).")
+    relevance_margin: float = Field(0.01, ge=0.0, le=1.0, description="A passage scoring more than this below the best relevant one is left out.")
 
 
 PYTHON_CODER_PROMPT = (
@@ -190,6 +204,8 @@ class BenchSettings(BaseModel):
     memory_queries: int = Field(200, ge=5, description="Searches timed for the memory percentiles.")
     turn_memory_size: int = Field(1000, ge=10, description="Memories in the store while turn overhead is measured (a personal store).")
     followup_tokens: int = Field(48, ge=4, description="Answer length per turn in the follow-up TTFT session (it grows the history).")
+    knowledge_chunks: int = Field(1000, ge=20, description="Document chunks next to the pack while knowledge search latency is measured.")
+    knowledge_queries: int = Field(200, ge=5, description="Searches timed for the knowledge percentiles.")
 
 
 class Settings(BaseSettings):
@@ -209,6 +225,7 @@ class Settings(BaseSettings):
     generation: GenerationSettings = GenerationSettings()
     router: RouterSettings = RouterSettings()
     memory: MemorySettings = MemorySettings()
+    knowledge: KnowledgeSettings = KnowledgeSettings()
     experts: ExpertSettings = ExpertSettings()
     chat: ChatSettings = ChatSettings()
     logs: LogSettings = LogSettings()
@@ -238,6 +255,10 @@ class Settings(BaseSettings):
     @property
     def memory_dir(self) -> Path:
         return self.home / "memory"
+
+    @property
+    def knowledge_dir(self) -> Path:
+        return self.home / "knowledge"
 
     @property
     def conversations_db(self) -> Path:

@@ -53,7 +53,7 @@ def evaluate_contamination(settings: Settings, engine: Engine, say: Callable[[st
         })
         eval_settings = settings.model_copy(update={"home": home, "memory": memory})
         config = replace(generation_config(eval_settings), temperature=0.0, seed=0)
-        orch = Orchestrator.build(eval_settings, engine, config, model=settings.model)
+        orch = Orchestrator.build(eval_settings, engine, config, model=settings.model, knowledge=False)
         try:
             return _run(orch, script, say)
         finally:

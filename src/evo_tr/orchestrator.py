@@ -24,7 +24,8 @@ from evo_tr.errors import EvoError
 from evo_tr.lifecycle.conversations import ConversationStore, Feedback, SessionInfo, TurnRecord
 from evo_tr.lifecycle.signals import implicit_feedback
 from evo_tr.memory.context import ContextBuffer
-from evo_tr.memory.manager import Captured, MemoryManager, Recall, asks_about_conversation, open_memory
+from evo_tr.knowledge import KnowledgeLink, KnowledgeUnavailable
+from evo_tr.memory.manager import Captured, MemoryManager, Recall, asks_about_conversation, open_memory, select_context
 from evo_tr.memory.types import MemoryHit
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ class TurnStats:
     log_ms: float = 0.0
     memory_tokens: int = 0
     memory_ids: list[str] = field(default_factory=list)
-    memory_block: str = ""  # exactly what memory put into the prompt (empty when nothing)
+    memory_block: str = ""  # exactly what memory and knowledge put into the prompt (empty when nothing)
+    sources: list[dict[str, Any]] = field(default_factory=list)  # the reference passages in the prompt, with their labels
     history_messages: int = 0
     dropped_messages: int = 0
     truncated_tokens: int = 0
@@ -303,6 +305,7 @@ class Orchestrator:
         *,
         router=None,
         memory: MemoryLink | None = None,
+        knowledge: KnowledgeLink | None = None,
         conversations: ConversationStore | None = None,
         adapter_versions: dict[str, str] | None = None,
         adapter_problems: dict[str, str] | None = None,
@@ -314,6 +317,8 @@ class Orchestrator:
         self.router = router
         self.conversations = conversations or ConversationStore(settings.conversations_db)
         self.memory = memory
+        self.knowledge = knowledge
+        self._warned: set[str] = set()  # notices shown once per process (a knowledge store that is down)
         self.adapter_versions = adapter_versions or {}
         self.adapter_problems = adapter_problems or {}
         self.model_name = model_name or getattr(engine, "model_name", "")
@@ -330,11 +335,14 @@ class Orchestrator:
         *,
         model: str | None = None,
         memory: bool = True,
+        knowledge: bool = True,
         router: bool = True,
         conversations: ConversationStore | None = None,
         memory_opener=open_memory,
+        say=lambda _: None,
     ) -> Orchestrator:
-        """Attach the active adapters, load the router, link memory; what fails becomes a startup notice."""
+        """Attach the active adapters, load the router, link memory and knowledge (the pack loads on first use,
+        `say` tells the user); what fails becomes a startup notice."""
         from evo_tr.experts import attach_active_adapters, base_info
 
         notices: list[Notice] = []
@@ -364,8 +372,17 @@ class Orchestrator:
                 link.get()
             except EvoError as exc:
                 notices.append(Notice("memory", f"{exc.message}; answering without it, writes are queued"))
+        k_link = None
+        if knowledge and settings.knowledge.enabled:
+            from evo_tr.knowledge import open_knowledge
+
+            k_link = KnowledgeLink(settings, lambda s: open_knowledge(s, say=say))
+            try:
+                k_link.get()
+            except EvoError as exc:
+                notices.append(Notice("knowledge", f"{exc.message}; answering without reference notes"))
         orch = cls(
-            settings, engine, config, router=classifier, memory=link, conversations=conversations,
+            settings, engine, config, router=classifier, memory=link, knowledge=k_link, conversations=conversations,
             adapter_versions=versions, adapter_problems=problems, model_name=model or settings.model,
         )
         orch.startup_notices = notices
@@ -531,9 +548,9 @@ class Orchestrator:
         t1 = time.perf_counter()
         system = Message("system", self.settings.prompt_for(routed.expert))
         current = Message("user", text)
-        recall, captured, notice = self._recall(session, stats, text, routed, system, current, capture=capture)
+        recall, captured, notices = self._recall(session, stats, text, routed, system, current, capture=capture)
         stats.recall_ms = _ms(t1)
-        if notice:
+        for notice in notices:
             yield self._notice(stats, notice)
         yield Recalled(recall.hits, captured)
 
@@ -556,6 +573,7 @@ class Orchestrator:
         stats.memory_ids = [h.memory.id for h in recall.hits]
         stats.memory_tokens = recall.tokens
         stats.memory_block = recall.block if not fit.dropped_context else ""
+        stats.sources = [source_of(h) for h in recall.hits if h.memory.type == "knowledge" and "label" in h.memory.extra]
         stats.assemble_ms = _ms(t2)
         return Prepared(routed, recall, fit.messages, stats.memory_block)
 
@@ -603,26 +621,48 @@ class Orchestrator:
             log.warning("could not record implicit feedback: %s", exc)
 
     def _recall(self, session: Session, stats: TurnStats, text: str, routed: Routed, system: Message, current: Message, *, capture: bool = True):
-        """Capture stated facts and retrieve memories; any failure means no RAG this turn and queued writes."""
-        recall, captured = Recall(), []
+        """Capture stated facts, retrieve memories and reference passages; a store that fails costs only its part
+        of the context (memory writes are queued), never the answer."""
+        notices: list[Notice] = []
+        room = self.engine.n_ctx - self.config.max_tokens - self.engine.count_messages([system, current]) - RAG_MARGIN_TOKENS
+        passages, k = self._knowledge(text, routed, notices)
         if self.memory is None:
-            return recall, captured, None
+            return select_context([], self.settings.memory, self.engine.count_tokens, room, knowledge=passages, knowledge_top_k=k), [], notices
+        captured = []
         try:
             manager = self.memory.get()
             with self.memory.lock:
                 captured = manager.observe(text, session=session.id, turn=session.turns) if capture else []
-                room = self.engine.n_ctx - self.config.max_tokens - self.engine.count_messages([system, current]) - RAG_MARGIN_TOKENS
                 recall = manager.recall(
                     text, room, exclude=[c.fact.text for c in captured], about_conversation=asks_about_conversation(text),
-                    session=session.id, touch=False, skip_ids=session.in_history(),
+                    session=session.id, touch=False, skip_ids=session.in_history(), knowledge=passages, knowledge_top_k=k,
                 )
         except Exception as exc:  # a broken or locked store must never cost the user their answer
             if not isinstance(exc, MemoryUnavailable):
                 self.memory.failed(exc)
             if capture:
                 self._queue_facts(session, text, done={c.fact.text for c in captured})
-            return Recall(), captured, Notice("memory", f"memory unavailable, answering without it; writes are queued ({reason(exc)})")
-        return recall, captured, None
+            notices.append(Notice("memory", f"memory unavailable, answering without it; writes are queued ({reason(exc)})"))
+            recall = select_context([], self.settings.memory, self.engine.count_tokens, room, knowledge=passages, knowledge_top_k=k)
+        return recall, captured, notices
+
+    def _knowledge(self, text: str, routed: Routed, notices: list[Notice]) -> tuple[list[MemoryHit], int]:
+        """Candidate reference passages for the message (pack entries left out for code intents), and how many may enter."""
+        cfg = self.settings.knowledge
+        if self.knowledge is None:
+            return [], cfg.top_k
+        try:
+            store = self.knowledge.get()
+            with self.knowledge.lock:
+                hits = store.search(text, cfg.top_k * 2, include_pack=cfg.pack and routed.intent not in cfg.skip_pack_for)
+                return store.relevant(text, hits), cfg.top_k
+        except Exception as exc:
+            if not isinstance(exc, KnowledgeUnavailable):
+                self.knowledge.failed(exc)
+            if "knowledge" not in self._warned:
+                self._warned.add("knowledge")
+                notices.append(Notice("knowledge", f"knowledge unavailable, answering without reference notes ({reason(exc)})"))
+            return [], cfg.top_k
 
     def _queue_facts(self, session: Session, text: str, done: set[str]) -> None:
         """Facts from a message the store could not take now are written later by the queue."""
@@ -709,6 +749,15 @@ class Orchestrator:
                 out["memory"] = {"total": st.total, "backend": st.backend, "by_type": st.by_type}
             except Exception as exc:
                 out["memory"] = f"unavailable ({reason(exc)})"
+        if self.knowledge is None:
+            out["knowledge"] = "off"
+        else:
+            try:
+                with self.knowledge.lock:
+                    ks = self.knowledge.get().stats()
+                out["knowledge"] = {"pack_version": ks["pack_version"], "pack_entries": ks["pack_entries"], "documents": ks["documents"]}
+            except Exception as exc:
+                out["knowledge"] = f"unavailable ({reason(exc)})"
         if session is not None:
             out["session"] = {"id": session.id, "title": session.title, "turns": session.turns, "mode": session.mode,
                               "history_messages": len(session.history),
@@ -723,6 +772,16 @@ class Orchestrator:
         if self.memory is not None:
             self.memory.close()
         self.conversations.close()
+
+
+def source_of(hit: MemoryHit) -> dict[str, Any]:
+    """A reference passage as the user sees it under an answer (and `evo ask --json` lists it)."""
+    m = hit.memory.extra
+    out = {"id": hit.memory.id, "label": m["label"], "kind": m.get("kind", ""), "similarity": round(hit.similarity, 4)}
+    for key in ("source", "section", "line_start", "line_end", "entry"):
+        if m.get(key) not in (None, ""):
+            out[key] = m[key]
+    return out
 
 
 def _ms(since: float) -> float:

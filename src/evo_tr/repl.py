@@ -29,6 +29,25 @@ class Command:
     """Returns False to end the chat."""
 
 
+def recall_summary(event: Recalled) -> str:
+    """"recalled 1 memory, 2 reference notes": what this turn's prompt got from memory and knowledge."""
+    passages = sum(1 for h in event.memories if h.memory.type == "knowledge" and h.memory.source in ("pack", "document"))
+    memories = len(event.memories) - passages
+    parts = []
+    if memories:
+        parts.append(f"{memories} memor{'y' if memories == 1 else 'ies'}")
+    if passages:
+        parts.append(f"{passages} reference note{'' if passages == 1 else 's'}")
+    return "recalled " + ", ".join(parts) if parts else ""
+
+
+def sources_lines(sources: list[dict]) -> list[str]:
+    """The sources under an answer that used reference knowledge: "Kaynaklar:" and one numbered label each."""
+    if not sources:
+        return []
+    return ["Kaynaklar / Sources:"] + [f"  [{i}] {s['label']}  ({s['id']})" for i, s in enumerate(sources, start=1)]
+
+
 def footer(routed: Routed | None, stats: TurnStats) -> str:
     """The discreet per-answer line: expert, why it was picked, speed."""
     parts = []
@@ -166,9 +185,9 @@ class Repl:
         for captured in event.captured:
             verb = "already knew" if captured.result.merged else "noted"
             self.console.print(f"[dim]💾 {verb}: {captured.fact.text}[/dim]")
-        if event.memories:
-            n = len(event.memories)
-            self.console.print(f"[dim]🧠 recalled {n} memor{'y' if n == 1 else 'ies'}[/dim]")
+        summary = recall_summary(event)
+        if summary:
+            self.console.print(f"[dim]🧠 {summary}[/dim]")
 
     def _render(self, first: Token, events: Iterator) -> list:
         """Stream the answer to its end; returns the events that came after the tokens (notices, Done)."""
@@ -197,6 +216,8 @@ class Repl:
 
     def _done(self, routed: Routed | None, stats: TurnStats) -> None:
         self.last = stats
+        for line in sources_lines(stats.sources):
+            self.console.print(f"[dim]{line}[/dim]", highlight=False)
         if self.verbose:
             line = footer(routed, stats)
             if line:
@@ -255,6 +276,8 @@ class Repl:
         table.add_row("router", "on" if st["router"] else "[yellow]unavailable[/yellow]")
         mem = st["memory"]
         table.add_row("memory", mem if isinstance(mem, str) else f"{mem['total']} memories · {mem['backend']}")
+        kn = st["knowledge"]
+        table.add_row("knowledge", kn if isinstance(kn, str) else f"pack {kn['pack_entries']} entries ({kn['pack_version']}) · {kn['documents']} documents")
         if st["memory_queue"]:
             table.add_row("queued", f"{st['memory_queue']} memory writes waiting for the store")
         s = st["session"]

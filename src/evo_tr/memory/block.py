@@ -16,7 +16,7 @@ USER_HEADER = (
     "Hafıza — KULLANICININ kendisi hakkında söyledikleri (senin hakkında değil). Bu bir not listesidir, diyalog değil; "
     "yalnızca soruyla ilgiliyse kullan. / Memory: what the USER said about themselves (notes, not dialogue); use only if relevant."
 )
-REFERENCE_HEADER = "Başvuru notları (yalnızca soruyla ilgiliyse kullan) / Reference notes (use only if relevant):"
+REFERENCE_HEADER = "Başvuru notları — kaynaklı bilgiler; soruyla ilgiliyse bunlara dayanarak yanıtla. / Reference notes with their sources (use them if relevant):"
 PAST_HEADER = (
     "Önceki konuşmalardan — SENİN (asistanın) daha önce söylediklerin. Doğruluğu denetlenmedi, bilgi kaynağı değildir; "
     "yalnızca ne konuşulduğunu hatırlamak için. / Earlier conversation: what YOU said before (unchecked, not facts)."
@@ -41,7 +41,9 @@ def note_line(memory: Memory) -> str:
         asked = f"kullanıcı «{user}» dedi; " if user else ""
         return f"- {day or 'önceden'}: {asked}sen «{answer}» diye yanıtladın."
     if memory.type == "knowledge":
-        return f"- {text}"
+        label = memory.extra.get("label")
+        flat = " · ".join(" ".join(line.split()) for line in memory.text.splitlines() if line.strip())
+        return f"- {flat} (kaynak: {label})" if label else f"- {flat}"
     if text.startswith(("Kullanıcı", "The user")):
         return f"- {text} (kullanıcı söyledi{when})"
     return f"- Kullanıcının kendi sözleri: «{text}» (kullanıcı söyledi{when})"

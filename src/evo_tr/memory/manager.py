@@ -83,11 +83,7 @@ class MemoryManager:
         true facts kept 43 → 42 of 48, neighbours admitted 48 → 25 (39 with the attribute check alone),
         and 0 of 112 off-topic reference notes (2 without the margin: the mountain for the river).
         """
-        passed = list(hits) if lenient else [h for h in hits if is_relevant(h, self.cfg, asked)]
-        if not passed:
-            return []
-        best = max(_score(h) for h in passed)
-        return [h for h in passed if _score(h) >= best - self.cfg.relevance_margin or (asked and h.memory.attribute in asked)]
+        return gate(hits, self.cfg, asked, lenient=lenient)
 
     def recall(
         self,
@@ -100,8 +96,10 @@ class MemoryManager:
         session: str | None = None,
         touch: bool = True,
         skip_ids: Collection[str] = (),
+        knowledge: Sequence[MemoryHit] = (),
+        knowledge_top_k: int = 3,
     ) -> Recall:
-        """Top-k relevant memories that fit in the token budget, best first.
+        """Top-k relevant memories (and reference passages from `knowledge`) that fit in the token budget, best first.
 
         Only what the user said and reference knowledge are searched to ground an answer. With
         `about_conversation` (the memory_recall intent: "geçen sefer ne önermiştin?") earlier exchanges are
@@ -111,41 +109,22 @@ class MemoryManager:
         conversation is already in the prompt's history. `touch=False` leaves the usage stats to the
         caller (the chat updates them off the critical path).
         """
-        budget = self.cfg.rag_max_tokens if budget_tokens is None else min(budget_tokens, self.cfg.rag_max_tokens)
-        recall = Recall()
-        if budget <= 0 or not query.strip():
-            return recall
+        if not query.strip():
+            return Recall()
         asked = question_attributes(query)
         # Re-ranked (hybrid) candidates; spares replace duplicates and what the gate refuses.
         ranked = self.store.search(query, self.cfg.top_k * 2, types=GROUNDING_TYPES, vector=vector, current_only=True)
         relevant = self.gate(ranked, asked)
-        recall.not_relevant = len(ranked) - len(relevant)
+        dropped = len(ranked) - len(relevant)
         if about_conversation:
             relevant += self.exchanges(query, vector=vector, session=session)
-        seen = {normalize(t) for t in exclude}
-        used = 0
-        sections: set[str] = set()
-        for hit in relevant:
-            if len(recall.hits) >= self.cfg.top_k:
-                break
-            m = hit.memory
-            key = normalize(m.text)
-            if key in seen or m.id in skip_ids or (m.by_assistant and (not about_conversation or (session and m.session == session))):
-                continue
-            section = section_of(m)
-            cost = self.count_tokens(f"{note_line(m)}\n") + (0 if section in sections else self.count_tokens(dict(SECTIONS)[section] + "\n\n"))
-            if used + cost > budget:
-                recall.over_budget += 1
-                continue
-            seen.add(key)
-            sections.add(section)
-            recall.hits.append(hit)
-            used += cost
-        if recall.hits:
-            recall.block = format_memories(recall.memories)
-            recall.tokens = self.count_tokens(recall.block)
-            if touch:
-                self.store.touch([h.memory.id for h in recall.hits])
+        recall = select_context(
+            relevant, self.cfg, self.count_tokens, budget_tokens, knowledge=knowledge, knowledge_top_k=knowledge_top_k, exclude=exclude,
+            skip_ids=skip_ids, session=session, about_conversation=about_conversation,
+        )
+        recall.not_relevant += dropped
+        if recall.hits and touch:
+            self.store.touch([h.memory.id for h in recall.hits if h.memory.type != "knowledge"])
         return recall
 
     def exchanges(self, query: str, *, vector=None, session: str | None = None) -> list[MemoryHit]:
@@ -181,6 +160,64 @@ class MemoryManager:
 
     def forget(self, ids: Sequence[str]) -> int:
         return self.store.delete(ids)
+
+
+def gate(hits: Sequence[MemoryHit], cfg, asked: frozenset[str] = frozenset(), *, lenient: bool = False) -> list[MemoryHit]:
+    """See MemoryManager.gate: the relevance test, then the score margin below the best relevant hit."""
+    passed = list(hits) if lenient else [h for h in hits if is_relevant(h, cfg, asked)]
+    if not passed:
+        return []
+    best = max(_score(h) for h in passed)
+    return [h for h in passed if _score(h) >= best - cfg.relevance_margin or (asked and h.memory.attribute in asked)]
+
+
+def select_context(
+    memories: Sequence[MemoryHit],
+    cfg,
+    count_tokens: Callable[[str], int],
+    budget_tokens: int | None = None,
+    *,
+    knowledge: Sequence[MemoryHit] = (),
+    knowledge_top_k: int = 3,
+    exclude: Sequence[str] = (),
+    skip_ids: Collection[str] = (),
+    session: str | None = None,
+    about_conversation: bool = False,
+) -> Recall:
+    """What enters the prompt: relevant memories first (up to memory.top_k), then the reference passages (up to
+    knowledge_top_k; the caller gates them), all within one token budget (memory.rag_max_tokens)."""
+    budget = cfg.rag_max_tokens if budget_tokens is None else min(budget_tokens, cfg.rag_max_tokens)
+    recall = Recall()
+    if budget <= 0:
+        return recall
+    passages = list(knowledge)  # already gated by their own, stricter test (knowledge.store.relevant_passages)
+    seen = {normalize(t) for t in exclude}
+    used = 0
+    sections: set[str] = set()
+    counts = {"memory": 0, "knowledge": 0}
+    limits = {"memory": cfg.top_k, "knowledge": knowledge_top_k}
+    for hit in [*memories, *passages]:
+        m = hit.memory
+        group = "knowledge" if m.type == "knowledge" and m.role == "reference" and m.source in ("pack", "document") else "memory"
+        if counts[group] >= limits[group]:
+            continue
+        key = normalize(m.text)
+        if key in seen or m.id in skip_ids or (m.by_assistant and (not about_conversation or (session and m.session == session))):
+            continue
+        section = section_of(m)
+        cost = count_tokens(f"{note_line(m)}\n") + (0 if section in sections else count_tokens(dict(SECTIONS)[section] + "\n\n"))
+        if used + cost > budget:
+            recall.over_budget += 1
+            continue
+        seen.add(key)
+        sections.add(section)
+        recall.hits.append(hit)
+        counts[group] += 1
+        used += cost
+    if recall.hits:
+        recall.block = format_memories(recall.memories)
+        recall.tokens = count_tokens(recall.block)
+    return recall
 
 
 def _score(hit: MemoryHit) -> float:

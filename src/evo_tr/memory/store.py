@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from functools import lru_cache
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from evo_tr.config import MemorySettings, Settings
-from evo_tr.embeddings import EMBEDDER_DIM, EMBEDDER_NAME, get_embedder
-from evo_tr.errors import EvoError, StoreBusyError
+from evo_tr.chroma import EMBED_MODE, ChromaCollection, WriterLock, _register_embedding_function  # noqa: F401 (re-exported)
+from evo_tr.errors import EvoError
 from evo_tr.memory.facts import attribute_of, question_attributes
 from evo_tr.memory.types import (
     EXCHANGE_ASSISTANT, EXCHANGE_USER, GROUNDING_TYPES, MEMORY_TYPES, AddResult, Memory, MemoryHit, MemoryStats, utc_now,
@@ -30,17 +28,13 @@ from evo_tr.text import clip_middle, has_letters, normalize
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_FUNCTION_NAME = "evo-tr-e5"
-# Hybrid search: embedding candidates are re-ranked with stem overlap and a type prior, because a
-# stored conversation that *asks* something looks more like a question than the fact that answers it.
-# Memories are short statements matched against short questions: e5's symmetric mode ("query:" on
-# both sides) measured recall@3 0.917 vs 0.812 for query/passage on the packaged eval set. It also
-# lets a turn reuse the router's embedding of the message.
-EMBED_MODE = "symmetric-query"
 RERANK_FACTOR = 5
 RERANK_MIN = 20
 TYPE_PRIOR = {"fact": 1, "preference": 1, "knowledge": 0, "conversation": -1}
 STEM_CHARS = 5  # Turkish is agglutinative: 'bisikletime' and 'bisikleti' share their first five letters
+# Shorter stems match longer ones by prefix only from this length: "gün" is not "günaydın", "türk" is not
+# "türkiye"'s stem "türki" (measured: memory's gate unchanged on the packaged pairs, 42/48 true facts).
+PREFIX_MIN = 4
 STOPWORDS = frozenset(
     "ne neydi nedir ney mi mı mu mü miydi mıydı muydu müydü var yok bir ve ile de da ki bu şu o ben benim bana "
     "beni sen sana seni kaç hangi nasıl nerede neresi nereye kim sence acaba biliyor musun hatırlıyor hatırla "
@@ -59,50 +53,6 @@ _WORD = re.compile(r"[\w'’]+")
 _LETTERS = re.compile(r"[^\W\d_]+['’]?[^\W\d_]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n{2,}")
 
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-
-def _register_embedding_function() -> type:
-    """Chroma persists the function's name and rebuilds it on reopen, so the class must be registered."""
-    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-    from chromadb.utils.embedding_functions import known_embedding_functions, register_embedding_function
-
-    if EMBEDDING_FUNCTION_NAME in known_embedding_functions:
-        return known_embedding_functions[EMBEDDING_FUNCTION_NAME]
-
-    @register_embedding_function
-    class EvoEmbeddingFunction(EmbeddingFunction[Documents]):
-        """The project's e5 model in symmetric mode (`query:` on both sides, see EMBED_MODE)."""
-
-        def __init__(self, model: str = EMBEDDER_NAME) -> None:
-            self.model = model
-
-        def __call__(self, input: Documents) -> Embeddings:
-            return list(get_embedder().query(list(input)))
-
-        def embed_query(self, input: Documents) -> Embeddings:
-            return list(get_embedder().query(list(input)))
-
-        @staticmethod
-        def name() -> str:
-            return EMBEDDING_FUNCTION_NAME
-
-        def default_space(self) -> str:
-            return "cosine"
-
-        def supported_spaces(self) -> list[str]:
-            return ["cosine"]
-
-        def get_config(self) -> dict[str, Any]:
-            return {"model": self.model}
-
-        @staticmethod
-        def build_from_config(config: dict[str, Any]) -> EvoEmbeddingFunction:
-            return EvoEmbeddingFunction(config.get("model", EMBEDDER_NAME))
-
-    return EvoEmbeddingFunction
-
-
 def text_hash(text: str) -> str:
     """Exact-duplicate key: the Turkish-normalised words, so 'İzmir!' and 'izmir' collide."""
     return hashlib.sha256(" ".join(_WORD.findall(normalize(text))).encode()).hexdigest()[:32]
@@ -113,6 +63,7 @@ def word_set(text: str) -> frozenset[str]:
     return frozenset(_WORD.findall(normalize(text)))
 
 
+@lru_cache(maxsize=8192)  # stored passages come back as candidates again and again: stem each once
 def content_stems(text: str) -> frozenset[str]:
     """Stems of the content words (stopwords and apostrophe suffixes dropped), for lexical overlap."""
     words = (w.split("'")[0] for w in _LETTERS.findall(normalize(text).replace("’", "'")))
@@ -123,7 +74,7 @@ def stem_coverage(query: frozenset[str], doc: frozenset[str]) -> float:
     """Share of the query's stems that occur in the document (prefix match for short stems)."""
     if not query:
         return 0.0
-    hit = sum(1 for q in query if q in doc or any(d.startswith(q) or q.startswith(d) for d in doc if min(len(d), len(q)) >= 3))
+    hit = sum(1 for q in query if q in doc or any(d.startswith(q) or q.startswith(d) for d in doc if min(len(d), len(q)) >= PREFIX_MIN))
     return hit / len(query)
 
 
@@ -176,70 +127,6 @@ class ImportReport:
         return {"imported": self.imported, "skipped": [{"line": n, "reason": r} for n, r in self.skipped]}
 
 
-class WriterLock:
-    """Cross-process exclusive lock around writes, plus a generation counter that tells other processes.
-
-    Chroma's embedded store supports one writer at a time, and a process that opened it keeps its vector
-    index in memory: it sees other processes' rows in SQLite but not in its index until it reopens.
-    Each write bumps the generation; a reader that finds a newer one reopens before searching.
-    """
-
-    def __init__(self, path: Path | None, timeout_s: float | None = None) -> None:
-        self.path = path
-        self.timeout_s = timeout_s
-        self.generation_path = path.with_name("generation") if path else None
-
-    def generation(self) -> int:
-        if self.generation_path is None:
-            return 0
-        try:
-            return int(self.generation_path.read_text() or 0)
-        except (FileNotFoundError, ValueError):
-            return 0
-
-    def _bump(self) -> int:
-        value = self.generation() + 1
-        tmp = self.generation_path.with_name(f"generation.{os.getpid()}")
-        tmp.write_text(str(value))
-        tmp.replace(self.generation_path)
-        return value
-
-    @contextmanager
-    def hold(self) -> Iterator[list[int]]:
-        """Yields a list that receives the new generation once the writes are done."""
-        out: list[int] = []
-        if self.path is None:
-            yield out
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+") as fh:
-            self._acquire(fh)
-            try:
-                yield out
-                out.append(self._bump())
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-    def _acquire(self, fh) -> None:
-        """Blocking without a timeout; otherwise poll until it expires, then say the store is busy."""
-        if self.timeout_s is None:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            return
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StoreBusyError(
-                        f"The memory store is busy: another process has been writing for over {self.timeout_s:g} s.",
-                        "Try again shortly (a night run or an import may be writing), or raise memory.lock_timeout_s.",
-                    ) from None
-                time.sleep(0.05)
-
-
 def is_relevant(hit: MemoryHit, cfg: MemorySettings, asked: frozenset[str] = frozenset()) -> bool:
     """The relevance gate: above the cosine floor, and either very close or sharing content words with the question.
 
@@ -277,43 +164,21 @@ def _check_type(memory_type: str) -> str:
     return memory_type
 
 
-class MemoryStore:
+class MemoryStore(ChromaCollection):
     """The design's long-term memory API on one Chroma collection, with dedupe and provenance."""
 
     def __init__(self, settings: Settings, *, client: Any | None = None, path: Path | None = None) -> None:
         self.settings = settings
         self.cfg = settings.memory
-        self.embedder = get_embedder()
-        self.path = path or settings.memory_dir / "chroma"
-        self.client = client or self._connect()
-        self.lock = WriterLock(self.path.parent / "writer.lock" if self.cfg.backend == "embedded" else None, self.cfg.lock_timeout_s)
-        self._seen_generation = self.lock.generation()
-        self._open_collection()
+        super().__init__(settings.memory, self.cfg.collection, path or settings.memory_dir / "chroma", client=client,
+                         schema=SCHEMA_VERSION, what="memory")
         if self._schema < SCHEMA_VERSION:
             self._migrate()
 
-    def _open_collection(self) -> None:
-        meta = {"embedder": self.embedder.info.name, "embedder_dim": self.embedder.info.dim, "embed_mode": EMBED_MODE, "app": "evo-tr",
-                "schema": SCHEMA_VERSION}
-        self._ef = _register_embedding_function()(self.embedder.info.name)
-        try:
-            self.collection = self.client.get_or_create_collection(
-                self.cfg.collection,
-                embedding_function=self._ef,
-                metadata=meta,
-                configuration={"hnsw": {"space": "cosine"}},
-            )
-        except Exception as exc:  # chroma raises ValueError/its own types for conflicts
-            raise EvoError(f"Cannot open memory collection {self.cfg.collection!r}: {exc}", self._fix_hint()) from exc
-        stored = self.collection.metadata or {}
-        if any(stored.get(k) != meta[k] for k in ("embedder", "embedder_dim", "embed_mode")):
-            raise EvoError(
-                f"Memory collection {self.cfg.collection!r} was built with embedder "
-                f"{stored.get('embedder')!r} (dim {stored.get('embedder_dim')}, mode {stored.get('embed_mode')}), "
-                f"not {self.embedder.info.name!r} ({EMBED_MODE}).",
-                "Export it with the old version and import it here, or set memory.collection to a new name.",
-            )
-        self._schema = int(stored.get("schema", 1))
+    def _fix_hint(self) -> str:
+        if self.cfg.backend == "http":
+            return super()._fix_hint()
+        return f"Check that {self.path} is writable; `evo memory export` first if you need to move it."
 
     def _migrate(self) -> None:
         """Bring records written by an earlier version up to SCHEMA_VERSION, once, under the writer lock.
@@ -349,67 +214,6 @@ class MemoryStore:
             log.info("memory store migrated to schema %s: %s records tagged, %s attributes resolved", SCHEMA_VERSION, len(changed), len(attributes))
         self.collection = collection
         self._schema = SCHEMA_VERSION
-
-    def _sync(self) -> None:
-        """Reopen if another process wrote since we loaded the index (embedded backend only)."""
-        current = self.lock.generation()
-        if current == self._seen_generation:
-            return
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        log.debug("memory store changed in another process (generation %s → %s): reopening", self._seen_generation, current)
-        self.client.close()
-        # Other handles on the same path in this process would keep the stale system alive; drop it from
-        # Chroma's per-path cache so the next client loads the index from disk.
-        SharedSystemClient._identifier_to_system.pop(str(self.path), None)
-        self.client = self._connect()
-        self._open_collection()
-        self._seen_generation = current
-
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Exclusive across processes; the index is brought up to date first (near-duplicate checks query it)."""
-        with self.lock.hold() as generation:
-            self._sync()
-            yield
-        if generation:
-            self._seen_generation = generation[0]
-
-    # -- connection --------------------------------------------------------------------
-    def _fix_hint(self) -> str:
-        if self.cfg.backend == "http":
-            return (
-                f"Start the server with `chroma run --path DIR --host {self.cfg.host} --port {self.cfg.port}` "
-                "or set memory.backend = \"embedded\"."
-            )
-        return f"Check that {self.path} is writable; `evo memory export` first if you need to move it."
-
-    def _connect(self) -> Any:
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-        try:
-            if self.cfg.backend == "http":
-                client = chromadb.HttpClient(host=self.cfg.host, port=self.cfg.port, ssl=self.cfg.ssl, settings=chroma_settings)
-                client.heartbeat()
-                return client
-            self.path.mkdir(parents=True, exist_ok=True)
-            return chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
-        except EvoError:
-            raise
-        except Exception as exc:
-            where = f"{self.cfg.host}:{self.cfg.port}" if self.cfg.backend == "http" else str(self.path)
-            raise EvoError(f"Memory store at {where} is unavailable: {exc}", self._fix_hint()) from exc
-
-    @property
-    def location(self) -> str:
-        if self.cfg.backend == "http":
-            return f"http{'s' if self.cfg.ssl else ''}://{self.cfg.host}:{self.cfg.port}/{self.cfg.collection}"
-        return str(self.path)
-
-    def count(self) -> int:
-        return self.collection.count()
 
     # -- writing -----------------------------------------------------------------------
     def add_memory(
@@ -639,10 +443,6 @@ class MemoryStore:
         return len(ids)
 
     # -- reading -----------------------------------------------------------------------
-    def embed(self, texts: str | list[str]) -> np.ndarray:
-        """Vectors for memories and queries alike (EMBED_MODE)."""
-        return self.embedder.query(texts)
-
     def search(
         self, query: str, top_k: int = 3, memory_type: str | None = None, *, min_similarity: float = 0.0, vector: np.ndarray | None = None,
         types: Sequence[str] | None = None, current_only: bool = False,
