@@ -19,7 +19,7 @@ from evo_tr.knowledge.store import KnowledgeStore
 from evo_tr.knowledge.validate import check_files, entry_problems, missing_diacritics
 from evo_tr.text import split_sentences
 
-from .conftest import EVO, run_evo, run_json
+from .conftest import run_evo, run_json
 
 HERE = Path(__file__).parent
 
