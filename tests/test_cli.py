@@ -6,6 +6,8 @@ import json
 import os
 import time
 
+import pytest
+
 import pexpect
 
 from tests.conftest import EVO, MODEL, run_evo, run_json
@@ -89,6 +91,13 @@ def test_doctor_reports_missing_model_with_fix():
     assert check["status"] == "fail" and "evo models pull qwen2.5-3b-instruct" in check["fix"]
 
 
+def test_bench_runs_one_section_as_one_json_object():
+    out = run_json("bench", "--json", "--runs", "1", "--only", "router", timeout=300)
+    assert out["sections"] == ["router"] and out["runs"] == 1 and out["machine"]["cpus"] >= 1
+    assert out["router_accuracy"] >= 0.95 and out["router_latency_ms_p50"] > 0 and "decode_tok_s" not in out
+
+
+@pytest.mark.slow
 def test_bench_json_has_every_section():
     small = {"EVO_BENCH__DECODE_TOKENS": "16", "EVO_BENCH__MEMORY_SIZE": "300", "EVO_BENCH__MEMORY_QUERIES": "30",
              "EVO_BENCH__TURN_MEMORY_SIZE": "100", "EVO_BENCH__FOLLOWUP_TOKENS": "16", "EVO_BENCH__KNOWLEDGE_CHUNKS": "40",

@@ -185,7 +185,15 @@ def test_retrain_runs_end_to_end_and_the_gate_rejects_a_bad_candidate(tmp_path):
     assert result["candidate_loss"] > 0 and result["active_loss"] > 0
     active = reg.active("tr_chat")
     assert (active is not None and active.tag == candidate.tag) == (result["action"] == "promoted")
-    # A candidate trained on shuffled answers (every prompt paired with another prompt's answer) is rejected.
+
+
+@pytest.mark.slow
+def test_the_gate_rejects_a_candidate_trained_on_shuffled_answers(tmp_path):
+    """Every prompt paired with another prompt's answer: the candidate's answers depend less on the question."""
+    settings = _retrain_settings(tmp_path / "home")
+    (tmp_path / "home" / "models").mkdir(parents=True)
+    rows = [json.loads(line) for f in sorted(packaged_dir("tr_chat").glob("*.jsonl")) for line in f.read_text().splitlines() if line.strip()]
+    reg = registry(settings)
     rows = rows[::4]
     answers = [r["messages"][-1]["content"] for r in rows]
     random.Random(0).shuffle(answers)
