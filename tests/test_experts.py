@@ -200,7 +200,7 @@ def test_llama_cpp_logit_shift_matches_peft(trained, engine):
     import torch
     from peft import PeftModel
 
-    engine.attach_adapter("tr_chat", trained.gguf)
+    engine.attach_adapter(trained)
     base_ll = engine.last_logits(PROMPT)
     adapted_ll = engine.last_logits(PROMPT, adapter="tr_chat")
     settings = load_settings()
@@ -214,14 +214,14 @@ def test_llama_cpp_logit_shift_matches_peft(trained, engine):
     shift_ll, shift_tf = adapted_ll - base_ll, adapted_tf - base_tf
     assert np.abs(shift_tf).max() > 0.5  # the adapter really changes the model
     assert np.corrcoef(shift_ll, shift_tf)[0, 1] >= 0.95
-    engine.use_adapter(None)
+    engine.call(lambda e: e.use_adapter(None))
 
 
 def test_adapter_scale_reaches_llama_cpp_and_is_validated(trained, engine):
     """A version's recorded scale is what llama.cpp applies: half the scale, about half the logit shift."""
     settings = load_settings()
     reg = registry(settings)
-    engine.attach_adapter("tr_chat", trained.gguf)
+    engine.attach_adapter(trained)
     base_ll = engine.last_logits(PROMPT)
     full = engine.last_logits(PROMPT, adapter="tr_chat") - base_ll
     try:
@@ -239,11 +239,11 @@ def test_adapter_scale_reaches_llama_cpp_and_is_validated(trained, engine):
             reg.set_scale("tr_chat", "v0", 0.5)
     finally:
         reg.set_scale("tr_chat", trained.tag, 1.0)
-        engine.attach_adapter("tr_chat", trained.gguf)
+        engine.attach_adapter(trained)
 
 
 def test_hot_swap_generates_and_never_reuses_kv_across_adapters(trained, engine):
-    engine.attach_adapter("tr_chat", trained.gguf)
+    engine.attach_adapter(trained)
     greedy = GenerationConfig(max_tokens=12, temperature=0.0, seed=0)
     # The expert's own system prompt, as chat serves it (and as it was trained): under "You are helpful." the
     # 12-step adapter shifts logits by up to 6.5 on this machine kind, yet the greedy answer can stay the base's.
@@ -255,7 +255,7 @@ def test_hot_swap_generates_and_never_reuses_kv_across_adapters(trained, engine)
     assert adapted.stats.adapter == "tr_chat" and adapted_answer
     assert "ananas" in adapted_answer.lower() or adapted_answer != base_answer
     # back to base: its own KV state is restored (no re-evaluation), and the answer is the base answer again
-    engine.use_adapter(None)
+    engine.call(lambda e: e.use_adapter(None))
     assert engine.llm.n_tokens == n_base
     assert engine.chat_stream(asked, greedy).text() == base_answer
     # logits on base after using the adapter equal a fresh base evaluation (nothing leaked)

@@ -96,6 +96,25 @@ def test_night_learns_from_a_synthetic_day_and_a_second_run_adds_nothing(evo_hom
     assert len(db.proposals()) == proposals_before and len([p for p in db.preference_pairs() if p["session_id"] == ids["code"]]) == 1
 
 
+def test_a_resumed_extract_counts_each_session_s_skipped_facts_once(evo_home):
+    """The step's total is the sum of its sessions' own counts, however often the step is resumed."""
+    from evo_tr.lifecycle.night import run_night
+
+    day = "2026-03-11"  # a day no other test of this shared data dir uses
+    store = ConversationStore(evo_home / "conversations.db")
+    for n, sid in enumerate(("dup-a", "dup-b", "dup-c")):
+        store.create_session(sid, model=MODEL)
+        store.record_turn(TurnRecord(sid, 1, "Benim adım Zerrin.", "Memnun oldum.", started_at=at(day, 10, n), intent="general_chat", expert="tr_chat"))
+    settings = load_settings(home=evo_home, model=MODEL)
+    settings.night.llm_extraction = False
+    settings.night.retrain = False
+    first = run_night(settings, day)["extract"]
+    assert len(first["added"]) == 1 and first["duplicates_skipped"] == 2  # the same fact from three sessions
+    store.night_step_set(day, "extract", "running")  # as if killed after its sessions, before the step was marked done
+    again = run_night(settings, day)["extract"]
+    assert again["duplicates_skipped"] == 2 and [a["id"] for a in again["added"]] == [a["id"] for a in first["added"]]
+
+
 def test_a_night_killed_in_the_middle_resumes_and_completes(evo_home):
     day = "2026-03-03"
     synthetic_day(evo_home, day)

@@ -13,6 +13,7 @@ import pytest
 
 from evo_tr.config import load_settings
 from evo_tr.engine.base import Message
+from evo_tr.prompt import fit
 from evo_tr.errors import EvoError
 from evo_tr.memory import ContextBuffer, MemoryManager, MemoryStore, NewMemory, capture_facts
 from evo_tr.memory.store import chunk_text
@@ -325,11 +326,11 @@ def test_manager_recall_respects_relevance_budget_and_records_use(tmp_path, engi
 def test_fit_keeps_memory_context_before_the_message_or_drops_it_whole(engine):
     system, user = Message("system", "You are helpful."), Message("user", "What is my name?")
     context = [Message("system", "Memory: The user's name is Kaan.")]
-    fit = engine.fit([system, user], reserve=100, context=context)
-    assert fit.messages == [system, context[0], user] and fit.dropped_context == 0
+    fitted = fit(engine, [system, user], reserve=100, context=context)
+    assert fitted.messages == [system, context[0], user] and fitted.dropped_context == 0
     big = [Message("system", "memory " * 5000)]
-    fit = engine.fit([system, user], reserve=100, context=big)
-    assert fit.messages == [system, user] and fit.dropped_context == 1
+    fitted = fit(engine, [system, user], reserve=100, context=big)
+    assert fitted.messages == [system, user] and fitted.dropped_context == 1
 
 
 # -- CLI -----------------------------------------------------------------------------------------

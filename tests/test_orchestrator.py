@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,19 +23,19 @@ from .conftest import MODEL, free_port, run_evo, run_json, start_chroma
 GREEDY = GenerationConfig(max_tokens=12, temperature=0.0, seed=0)
 
 
-def settings_for(home: Path, **memory):
+def settings_for(home: Path, knowledge: bool = True, **memory):
     s = load_settings(home=home, model=MODEL)
     s.chat.memory_retry_s = 0.0
+    s.knowledge.enabled = knowledge
     for key, value in memory.items():
         setattr(s.memory, key, value)
     return s
 
 
-def build(engine, home: Path, *, config=GREEDY, **memory) -> Orchestrator:
+def build(engine, home: Path, *, config=GREEDY, knowledge: bool = True, **memory) -> Orchestrator:
     for name in list(engine.adapters()):  # each test attaches what its own home holds
-        engine._adapters.pop(name)
-    engine.use_adapter(None)
-    return Orchestrator.build(settings_for(home, **memory), engine, config, model=MODEL)
+        engine.detach_adapter(name)
+    return Orchestrator.build(settings_for(home, knowledge, **memory), engine, config, model=MODEL)
 
 
 def run(orch: Orchestrator, session_id: str | None, text: str, **kw) -> list:
@@ -146,14 +147,14 @@ def test_memory_server_down_answers_without_rag_then_writes_the_queue_when_back(
     events = run(orch, None, "Benim adım Kaan.")
     assert any(n.kind == "memory" for n in of(events, Notice))
     assert of(events, Recalled)[0].memories == [] and of(events, Done)[0].stats.answer.strip()
-    assert orch.conversations.queue_size() == 2  # the stated fact and the finished turn
+    assert orch.memory.queue.size() == 2  # the stated fact and the finished turn
     server = start_chroma(tmp_path / "server", port)
     try:
         sid = of(events, Done)[0].stats.session_id
         later = run(orch, sid, "Bugün hava nasıl?")
         assert not any(n.kind == "memory" for n in of(later, Notice))
         orch.flush(timeout=60)
-        assert orch.conversations.queue_size() == 0
+        assert orch.memory.queue.size() == 0
         with orch.memory.lock:
             texts = [m.text for m in orch.memory.get().store.all()]
         assert "Kullanıcının adı Kaan." in texts and any("Benim adım Kaan." in t for t in texts)
@@ -183,14 +184,14 @@ def test_memory_locked_by_another_process_queues_the_fact_until_the_lock_is_free
         notice = [n for n in of(events, Notice) if n.kind == "memory"]
         assert notice and "busy" in notice[0].text
         assert of(events, Done)[0].stats.answer.strip()
-        assert orch.conversations.queue_size() >= 1
+        assert orch.memory.queue.size() >= 1
     finally:
         holder.kill()
         holder.wait()
     sid = of(events, Done)[0].stats.session_id
     run(orch, sid, "Teşekkürler.")
     orch.flush(timeout=60)
-    assert orch.conversations.queue_size() == 0
+    assert orch.memory.queue.size() == 0
     with orch.memory.lock:
         assert "Kullanıcının adı Kaan." in [m.text for m in orch.memory.get().store.all()]
     orch.close()
@@ -201,8 +202,8 @@ class FailingEngine(LlamaCppEngine):
 
     fail = True
 
-    def chat_stream(self, messages, config, *, adapter=None):
-        completion = super().chat_stream(messages, config, adapter=adapter)
+    def chat_stream(self, messages, config, *, adapter=None, cache_key=None):
+        completion = super().chat_stream(messages, config, adapter=adapter, cache_key=cache_key)
         if not self.fail:
             return completion
         inner = completion.chunks
@@ -290,6 +291,66 @@ def test_fact_told_in_one_session_is_recalled_in_a_new_session_after_a_restart(t
     assert second["session"] != first["session"]
     assert any("Kaan" in m["text"] for m in second["memories"])
     assert second["intent"] == "memory_recall"
+
+
+# -- many callers at once ---------------------------------------------------------------------------------
+SESSION_WORDS = ["elma", "armut", "kiraz", "erik", "incir", "nar", "ayva", "dut"]
+
+
+def _answer(events) -> str:
+    return of(list(events), Done)[0].stats.answer
+
+
+def test_eight_sessions_at_once_get_exactly_the_answers_they_get_alone(engine, tmp_path):
+    """8 threads × 3 turns through one orchestrator: the same answers as run one by one, nothing crosses sessions."""
+    orch = build(engine, tmp_path, enabled=False, knowledge=False)  # the core only: memory is shared across sessions by design
+    scripts = [[f"Bugünün kelimesi {w}. Bunu bir cümlede kullan.", "Peki başka bir cümle?", f"{w} hakkında bir şey daha söyle."]
+               for w in SESSION_WORDS]
+    alone = []
+    for script in scripts:
+        sid = orch.new_session().id
+        alone.append([_answer(orch.turn(sid, text)) for text in script])
+    engine.inner.max_concurrent_generations = 0
+    together: dict[int, list[str]] = {}
+    prompts: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def caller(n: int) -> None:
+        try:
+            session = orch.new_session()
+            together[n] = [_answer(orch.turn(session.id, text)) for text in scripts[n]]
+            prompts[n] = "\n".join(m.content for m in session.last_prompt)
+        except BaseException as exc:  # reported below, with the thread's own traceback in the message
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(len(scripts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors, errors
+    assert [together[n] for n in range(len(scripts))] == alone
+    for n, word in enumerate(SESSION_WORDS):  # each session's prompt holds its own word and no other session's
+        assert word in prompts[n] and not any(other in prompts[n] for other in SESSION_WORDS if other != word)
+    assert engine.inner.max_concurrent_generations == 1  # counted inside the llama.cpp backend
+    orch.close()
+
+
+def test_per_request_overrides_and_a_bounded_session_cache(engine, tmp_path):
+    orch = build(engine, tmp_path, enabled=False, knowledge=False)
+    orch.settings.chat.session_cache = 2
+    first = orch.new_session().id
+    short = of(list(orch.turn(first, "Write a long story.", overrides={"max_tokens": 3})), Done)[0].stats
+    assert short.completion_tokens == 3 and short.finish_reason == "length"
+    with pytest.raises(EvoError) as info:
+        orch.turn(first, "Hi", overrides={"temprature": 0.5})
+    assert "temprature" in info.value.message and "temperature" in info.value.hint
+    for _ in range(3):
+        orch.new_session()
+    assert first not in orch.sessions and len(orch.sessions) == 2  # evicted...
+    again = orch.session(first)  # ...and reloaded from SQLite with its history
+    assert again.turns == 1 and [m.role for m in again.history] == ["user", "assistant"]
+    orch.close()
 
 
 # -- CLI on top ----------------------------------------------------------------------------------------------

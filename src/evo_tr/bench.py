@@ -11,12 +11,11 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from evo_tr.config import Settings
 from evo_tr.engine import GenerationConfig, Message, generation_config, load_engine
-from evo_tr.engine.llama_cpp import LlamaCppEngine
 from evo_tr.models.store import ModelStore
 
 Section = Callable[[Settings, str, Callable[[str], None]], dict[str, Any]]
@@ -40,6 +39,7 @@ LONG_PROMPT_TEXT = " ".join(
      "Güneydoğu Anadolu. Her bölgenin iklimi, mutfağı ve kültürü farklıdır."] * 8
 ) + " Bu metni tek cümleyle özetle."
 LOAD_RUNS = 3
+HANDOFF_RUNS = 30
 
 
 def p50(values: Iterable[float]) -> float:
@@ -66,18 +66,15 @@ def _time_stream(chunks: Iterable[Any], text_of: Callable[[Any], str]) -> tuple[
     return first, last, text
 
 
-def _raw_llama(engine: LlamaCppEngine, settings: Settings):
-    import llama_cpp
+def _raw_llama(engine, settings: Settings):
+    """The plain llama_cpp.Llama baseline, from the backend (bench imports no inference library itself)."""
+    from evo_tr.errors import EvoError
 
+    if not hasattr(engine, "raw_llama"):
+        raise EvoError(f"The engine section compares with raw llama.cpp; the {engine.name} backend has no such baseline.",
+                       "Run `evo bench --only router --only memory …` without `engine`, or use engine.backend = \"llama_cpp\".")
     cfg = settings.engine
-    return llama_cpp.Llama(
-        model_path=str(engine.model_path),
-        n_ctx=cfg.n_ctx,
-        n_threads=cfg.n_threads,
-        n_threads_batch=cfg.n_threads_batch,
-        n_batch=cfg.n_batch,
-        verbose=False,
-    )
+    return engine.raw_llama(cfg.n_ctx, cfg.n_threads_batch, cfg.n_batch)
 
 
 def _raw_kwargs(cfg: GenerationConfig) -> dict[str, Any]:
@@ -98,7 +95,6 @@ def bench_engine(settings: Settings, model: str, say: Callable[[str], None]) -> 
         t0 = time.perf_counter()
         engine = load_engine(settings, model)
         load_times.append(time.perf_counter() - t0)
-    assert isinstance(engine, LlamaCppEngine)
     raw = _raw_llama(engine, settings)
     system = Message("system", settings.system_prompt)
 
@@ -152,6 +148,20 @@ def bench_engine(settings: Settings, model: str, say: Callable[[str], None]) -> 
         completion.text()
         prompt_speed.append(completion.stats.prompt_tokens / completion.stats.ttft_s)
 
+    say(f"engine: hand-off to the engine's owner thread ({HANDOFF_RUNS} one-token requests, and a cancel mid-answer)")
+    handoff = []
+    for i in range(HANDOFF_RUNS):
+        completion = engine.chat_stream([system, Message("user", SHORT_PROMPTS[i % len(SHORT_PROMPTS)])], one)
+        completion.text()
+        handoff.append(1000 * completion.stats.handoff_s)
+    streaming = engine.chat_stream(long_msgs, decode_cfg)
+    next(iter(streaming))
+    t0 = time.perf_counter()
+    streaming.close()  # cancel: the next request must start within a token
+    nxt = engine.chat_stream([system, Message("user", "Selam")], one)
+    nxt.text()
+    cancel_to_next_ms = 1000 * (time.perf_counter() - t0) - 1000 * (nxt.stats.total_s or 0)
+
     raw.close()
     engine.close()
     decode_p50, raw_decode_p50 = p50(decode), p50(raw_decode)
@@ -165,6 +175,9 @@ def bench_engine(settings: Settings, model: str, say: Callable[[str], None]) -> 
         "raw_ttft_ms_p50": round(1000 * p50(raw_ttft), 1),
         "raw_decode_tok_s": round(raw_decode_p50, 2),
         "decode_vs_raw": round(decode_p50 / raw_decode_p50, 3),
+        "worker_handoff_ms_p50": round(p50(handoff), 3),
+        "worker_handoff_ms_p99": round(p99(handoff), 3),
+        "worker_cancel_to_next_start_ms": round(cancel_to_next_ms, 2),
     }
 
 
@@ -413,8 +426,18 @@ def _bench_adapter(settings: Settings, engine, model: str, say: Callable[[str], 
         folder = path.with_suffix("")
         peft.save_pretrained(folder)
         export_gguf(folder, base.path, path)
-    engine.attach_adapter("bench", path)
+    engine.attach_adapter(_BenchAdapter("bench", path, path.with_suffix("")))
     return "bench", "random-init LoRA r=8 q,v"
+
+
+@dataclass(frozen=True)
+class _BenchAdapter:
+    """A random-init LoRA that is not in the registry, in the shape engines take adapter versions."""
+
+    expert: str
+    gguf: Path
+    peft: Path
+    scale: float = 1.0
 
 
 def bench_experts(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
@@ -433,20 +456,20 @@ def bench_experts(settings: Settings, model: str, say: Callable[[str], None]) ->
     engine.chat_stream(history, replace(greedy, max_tokens=1), adapter=None).text()
 
     say(f"experts: {SWITCH_RUNS} adapter switches with a cached conversation")
+
+    def timed(fn, *args) -> float:  # measured on the engine's own thread: the switch, not the hand-off
+        t0 = time.perf_counter()
+        fn(*args)
+        return 1000 * (time.perf_counter() - t0)
+
     switch_ms, set_ms = [], []
     for i in range(SWITCH_RUNS):
         target = name if i % 2 == 0 else None
-        t0 = time.perf_counter()
-        engine.use_adapter(target)
-        switch_ms.append(1000 * (time.perf_counter() - t0))
+        switch_ms.append(engine.call(lambda e, t=target: timed(e.use_adapter, t)))
         engine.chat_stream(history, replace(greedy, max_tokens=1), adapter=target).text()
     for i in range(SWITCH_RUNS):
-        t0 = time.perf_counter()
-        engine.set_lora(name if i % 2 == 0 else None)
-        set_ms.append(1000 * (time.perf_counter() - t0))
-    engine.set_lora(engine.active_adapter)  # back in step with use_adapter's bookkeeping
-    engine.use_adapter(None)
-    engine.reset()
+        set_ms.append(engine.call(lambda e, t=(name if i % 2 == 0 else None): timed(e.set_lora, t)))
+    engine.call(lambda e: (e.set_lora(e.active_adapter), e.use_adapter(None), e.reset()))  # back in step with use_adapter's bookkeeping
 
     say(f"experts: decode speed with and without the adapter ({runs} interleaved runs)")
     decode_cfg = replace(greedy, max_tokens=settings.bench.decode_tokens)
@@ -544,7 +567,8 @@ def bench_turn(settings: Settings, model: str, say: Callable[[str], None]) -> di
             overheads.append(stats.overhead_ms)
             e2e.append(stats.e2e_ttft_ms)
             engine.reset()
-            first, _, _ = _time_stream(engine.chat_stream(orch.last_prompt, config, adapter=stats.adapter), lambda c: c)
+            prompt = orch.sessions[stats.session_id].last_prompt
+            first, _, _ = _time_stream(engine.chat_stream(prompt, config, adapter=stats.adapter), lambda c: c)
             raw.append(1000 * first)
 
         say(f"turn: follow-up TTFT in a growing session ({len(FOLLOWUP_MESSAGES)} turns x {settings.bench.runs})")

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from dotenv import load_dotenv
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
@@ -25,11 +26,40 @@ from evo_tr.lifecycle.commands import night, report, review, schedule_app
 from evo_tr.knowledge.commands import app as knowledge_app
 from evo_tr.memory.commands import app as memory_app
 
+# The order a person meets the commands: talking first, then what it remembers and knows, its experts,
+# the night, and setup last (Typer would list plain commands before groups, in registration order).
+COMMAND_ORDER = (
+    "chat", "ask", "serve", "sessions", "memory", "knowledge", "models", "train", "adapters", "eval", "data", "night", "report",
+    "schedule", "logs", "router", "config", "doctor", "bench",
+)
+
+
+class OrderedGroup(TyperGroup):
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def _plain_flags() -> None:
+    """Show on/off flags without a type: Typer 0.29 prints `<bool>` next to every `--json` or `--no-memory`."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich
+
+
+_plain_flags()
 app = typer.Typer(
     help="EVO-TR: a local, private, Turkish-first AI assistant.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OrderedGroup,
 )
 models_app = typer.Typer(help="List, provision and register GGUF models.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
@@ -139,8 +169,8 @@ def ask(
 ) -> None:
     """Answer one question and exit (streams to stdout; --json for scripts; --session to continue a chat)."""
     from evo_tr.engine import generation_config
-    from evo_tr.orchestrator import Done, Notice, Recalled, Routed, Token
-    from evo_tr.repl import sources_lines
+    from evo_tr.events import dispatch
+    from evo_tr.repl import TurnView, sources_lines
 
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -159,28 +189,18 @@ def ask(
         if not as_json:
             for notice in orch.startup_notices:
                 err.print(f"[yellow]⚠ {notice.text}[/yellow]")
-        routed, recalled, stats, notices = None, None, None, []
+        def write(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        view = TurnView(say=None if as_json else err.print, token=None if as_json else write)
         events = orch.turn(current.id, prompt, expert=expert)
         try:
             for event in events:
-                if isinstance(event, Token) and not as_json:
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
-                elif isinstance(event, Routed):
-                    routed = event
-                elif isinstance(event, Recalled):
-                    recalled = event
-                    if not as_json:
-                        for line in _memory_lines(event):
-                            err.print(f"[dim]{line}[/dim]")
-                elif isinstance(event, Notice):
-                    notices.append(event.text)
-                    if not as_json:
-                        err.print(f"[yellow]⚠ {event.text}[/yellow]")
-                elif isinstance(event, Done):
-                    stats = event.stats
+                dispatch(event, view)
         except KeyboardInterrupt:
             events.close()
+        stats, routed, recalled = view.stats, view.routed, view.recalled
         if not as_json:
             sys.stdout.write("\n")
             if stats is not None:
@@ -195,21 +215,12 @@ def ask(
                 "source": routed.source if routed else None,
                 "memories": [h.as_dict() for h in (recalled.memories if recalled else [])],
                 "captured": [{"text": c.fact.text, "type": c.fact.type, **c.result.as_dict()} for c in (recalled.captured if recalled else [])],
-                "notices": [n.text for n in orch.startup_notices] + notices,
+                "notices": [n.text for n in orch.startup_notices] + view.notices,
             }
             print(json.dumps(out, ensure_ascii=False))
     finally:
         orch.close()
         orch.engine.close()
-
-
-def _memory_lines(event) -> list[str]:
-    """One dim line per thing memory did this turn, so the user always knows what was kept or used."""
-    from evo_tr.repl import recall_summary
-
-    lines = [f"noted: {c.fact.text}" for c in event.captured]
-    summary = recall_summary(event)
-    return lines + ([summary] if summary else [])
 
 
 # -- sessions --------------------------------------------------------------------------

@@ -52,11 +52,13 @@ def default_home() -> Path:
 class EngineSettings(BaseModel):
     """How the inference backend runs; thread defaults were measured on a 2-core box."""
 
-    backend: Literal["llama_cpp"] = "llama_cpp"
+    backend: str = Field("llama_cpp", description="Inference backend (entry point in group evo_tr.engines): llama_cpp, transformers.")
     n_threads: int = Field(1, ge=1, description="Decode threads (1 is fastest on 2 shared cores).")
     n_threads_batch: int = Field(2, ge=1, description="Prompt-evaluation threads.")
     n_ctx: int = Field(4096, ge=256, description="Context window in tokens.")
     n_batch: int = Field(256, ge=16, description="Prompt-evaluation batch size.")
+    kv_snapshots: int = Field(16, ge=1, description="Conversations (per expert) whose KV state is kept between their turns.")
+    max_queue: int = Field(16, ge=1, description="Requests that may wait for the engine; one more is refused as busy.")
 
 
 class GenerationSettings(BaseModel):
@@ -168,6 +170,7 @@ class ChatSettings(BaseModel):
     verbose: bool = Field(True, description="Show the chosen expert and router confidence after each answer (/verbose toggles).")
     memory_retry_s: float = Field(10.0, ge=0.0, description="After memory failed, wait this long before trying the store again.")
     sessions_listed: int = Field(20, ge=1, description="Sessions shown by /sessions and `evo sessions list`.")
+    session_cache: int = Field(64, ge=1, description="Sessions kept in memory; older ones reload from the conversation store when used.")
 
 
 class NightSettings(BaseModel):

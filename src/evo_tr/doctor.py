@@ -20,7 +20,6 @@ Status = Literal["ok", "warn", "fail"]
 MIN_PYTHON = (3, 11)
 MIN_RAM_GB = 4.0
 MIN_DISK_GB = 2.0
-BACKENDS = ("llama_cpp",)
 
 
 @dataclass(frozen=True)
@@ -70,13 +69,17 @@ def _disk(settings: Settings) -> Check:
     )
 
 
-def _backend(module: str) -> Check:
+def _backend(name: str, configured: bool) -> Check:
+    """A registered engine backend (plugin): does it import, with which libraries."""
+    from evo_tr.engine import backend_class
+
+    label = f"backend:{name}"
     try:
-        mod = importlib.import_module(module)
-    except Exception as exc:  # any import failure (missing lib, bad wheel, illegal instruction guard)
-        return Check(f"backend:{module}", "fail", f"import failed: {exc}", "Run `make setup` to (re)build llama-cpp-python.")
-    version = getattr(mod, "__version__", "?")
-    return Check(f"backend:{module}", "ok", f"{module} {version} importable")
+        detail = backend_class(name).probe() + (" — the configured engine.backend" if configured else "")
+    except Exception as exc:  # any import failure (missing lib, bad wheel)
+        fix = "Run `make setup` to (re)build llama-cpp-python." if name == "llama_cpp" else f"Install what the {name} backend needs."
+        return Check(label, "fail" if configured else "warn", f"import failed: {exc}", fix)
+    return Check(label, "ok", detail)
 
 
 def _accelerators() -> Check:
@@ -125,7 +128,9 @@ def _memory(settings: Settings) -> Check:
 
 def run_checks(settings: Settings) -> list[Check]:
     checks = [_python(), _ram(), _disk(settings)]
-    checks += [_backend(m) for m in BACKENDS]
+    from evo_tr.engine import backends
+
+    checks += [_backend(name, name == settings.engine.backend) for name in sorted(backends())]
     checks.append(_accelerators())
     checks.append(_model(settings, settings.model))
     checks.append(_memory(settings))

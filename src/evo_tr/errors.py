@@ -29,3 +29,8 @@ class DownloadError(EvoError):
 
 class StoreBusyError(EvoError):
     """Another process holds a store's write lock longer than we wait."""
+
+
+def reason(exc: BaseException) -> str:
+    """An exception as one line for a notice: the EvoError's message, else its type and text."""
+    return exc.message if isinstance(exc, EvoError) else f"{type(exc).__name__}: {exc}"

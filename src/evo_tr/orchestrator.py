@@ -1,9 +1,13 @@
-"""The orchestrator: one turn end to end (route → expert → recall → generate → log) as a stream of typed events.
+"""The orchestrator: one turn end to end (route → recall → assemble → generate → record) as a stream of typed events.
 
-The CLI, the HTTP server and the tests all consume the same `Orchestrator.turn()` stream. Every part
-may fail on its own without costing the user the answer: the router falls back to the base model, a
+The CLI, the HTTP server and the tests all consume the same `Orchestrator.turn()` stream (events.py). Every
+part may fail on its own without costing the user the answer: the router falls back to the base model, a
 broken adapter to the base model, an unavailable memory store to no RAG (its writes wait in a queue),
 and a generation error ends only that turn.
+
+Turns of different sessions may run at the same time (a server's request threads): each session has its
+own lock, the session cache is bounded (least recently used sessions are dropped and reload from SQLite),
+and the engine's owner thread runs one generation at a time, with each conversation's KV state kept apart.
 """
 
 from __future__ import annotations
@@ -12,21 +16,25 @@ import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import Any, Union
+from typing import Any
 
 from evo_tr.config import Settings
 from evo_tr.engine import Engine, GenerationConfig, Message
-from evo_tr.errors import EvoError
+from evo_tr.errors import EvoError, reason
+from evo_tr.events import Done, Event, Notice, Prepared, Recalled, Routed, Token, TurnStats  # noqa: F401 (re-exported)
+from evo_tr.knowledge import KnowledgeLink, KnowledgeUnavailable
 from evo_tr.lifecycle.conversations import ConversationStore, Feedback, SessionInfo, TurnRecord
 from evo_tr.lifecycle.signals import implicit_feedback
 from evo_tr.memory.context import ContextBuffer
-from evo_tr.knowledge import KnowledgeLink, KnowledgeUnavailable
-from evo_tr.memory.manager import Captured, MemoryManager, Recall, asks_about_conversation, open_memory, select_context
+from evo_tr.memory.link import MemoryLink, MemoryUnavailable, apply_memory_write  # noqa: F401 (re-exported)
+from evo_tr.memory.manager import Recall, asks_about_conversation, open_memory, select_context
+from evo_tr.memory.queue import MemoryQueue
 from evo_tr.memory.types import MemoryHit
+from evo_tr.prompt import fit
 
 log = logging.getLogger(__name__)
 
@@ -41,122 +49,6 @@ def new_session_id() -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-class MemoryUnavailable(EvoError):
-    """The store could not be opened (or is waiting out memory_retry_s after a failure)."""
-
-
-def reason(exc: BaseException) -> str:
-    return exc.message if isinstance(exc, EvoError) else f"{type(exc).__name__}: {exc}"
-
-
-# -- events ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Routed:
-    """Which expert answers, and why: source is 'router', 'router-failed', 'switch' (session mode) or 'request'."""
-
-    intent: str
-    confidence: float
-    expert: str
-    adapter: str | None
-    fallback: bool = False
-    source: str = "router"
-
-
-@dataclass(frozen=True)
-class Recalled:
-    """Memories put into this prompt, and facts captured from the message."""
-
-    memories: list[MemoryHit]
-    captured: list[Captured] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A degradation the user should know about, in one line: kind is router|adapter|memory|context|generation."""
-
-    kind: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str
-
-
-@dataclass
-class TurnStats:
-    """Everything measured about one turn; `overhead_ms` is what the turn cost besides the model itself."""
-
-    session_id: str
-    turn: int
-    intent: str = ""
-    confidence: float = 0.0
-    routed_fallback: bool = False
-    route_source: str = "router"
-    expert: str = "base"
-    adapter: str | None = None
-    answer: str = ""
-    finish_reason: str | None = None
-    error: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    ttft_ms: float | None = None
-    e2e_ttft_ms: float | None = None
-    total_ms: float = 0.0
-    decode_tok_s: float | None = None
-    route_ms: float = 0.0
-    recall_ms: float = 0.0
-    assemble_ms: float = 0.0
-    log_ms: float = 0.0
-    memory_tokens: int = 0
-    memory_ids: list[str] = field(default_factory=list)
-    memory_block: str = ""  # exactly what memory and knowledge put into the prompt (empty when nothing)
-    sources: list[dict[str, Any]] = field(default_factory=list)  # the reference passages in the prompt, with their labels
-    history_messages: int = 0
-    dropped_messages: int = 0
-    truncated_tokens: int = 0
-    dropped_context: int = 0
-    notices: list[str] = field(default_factory=list)
-
-    @property
-    def interrupted(self) -> bool:
-        return self.finish_reason == "interrupted"
-
-    @property
-    def overhead_ms(self) -> float:
-        return self.route_ms + self.recall_ms + self.assemble_ms + self.log_ms
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "interrupted": self.interrupted, "overhead_ms": round(self.overhead_ms, 2)}
-
-
-@dataclass(frozen=True)
-class Done:
-    stats: TurnStats
-
-
-Event = Union[Routed, Recalled, Notice, Token, Done]
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A prompt ready for the model: who answers, what memory put in, the messages, and the memory block sent."""
-
-    routed: Routed
-    recall: Recall
-    messages: list[Message]
-    context: str
-
-
-def _drain(events: Iterator[Event]):
-    """Run an event generator to its end and return its return value."""
-    while True:
-        try:
-            next(events)
-        except StopIteration as done:
-            return done.value
-
-
 # -- sessions ------------------------------------------------------------------------------------
 @dataclass
 class Session:
@@ -169,6 +61,10 @@ class Session:
     title: str = ""
     warned: set[str] = field(default_factory=set)  # notices already shown in this session
     injected: dict[str, str] = field(default_factory=dict)  # memory id → the memory block that carried it
+    last_prompt: list[Message] = field(default_factory=list)  # what the model saw in this session's last turn
+    # One turn at a time per session. A plain Lock, not an RLock: a server may resume the turn's generator on
+    # another thread than the one that started it, and the release must work there.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def in_history(self) -> set[str]:
         """Memories whose block is still in the history: the model sees them already, so they are not repeated."""
@@ -180,117 +76,16 @@ class Session:
         return self.buffer.messages
 
 
-# -- long-term memory as the chat sees it ----------------------------------------------------------
-class MemoryLink:
-    """Opened lazily, reopened after failures, and written through a durable queue by one background thread.
+OVERRIDABLE = frozenset(f.name for f in fields(GenerationConfig))
 
-    Every write (a captured fact, a finished turn) is first put in the SQLite queue, then applied by the
-    writer thread; if the store is down or locked it stays queued and is retried at the next turn.
-    Reads and writes share one lock, because the embedded store and its index are not shared across threads.
-    """
 
-    def __init__(self, settings: Settings, count_tokens, conversations: ConversationStore, opener=open_memory) -> None:
-        self.settings = settings
-        self.count_tokens = count_tokens
-        self.opener = opener
-        self.conversations = conversations
-        self.lock = threading.RLock()
-        self.manager: MemoryManager | None = None
-        self.error: str | None = None
-        self._retry_at = 0.0
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evo-memory")
-        self._pending: Future | None = None
-
-    def get(self) -> MemoryManager:
-        """The open manager, or an EvoError saying why not (without retrying more often than configured)."""
-        with self.lock:
-            if self.manager is not None:
-                return self.manager
-            if time.monotonic() < self._retry_at:
-                raise MemoryUnavailable(f"memory unavailable ({self.error})")
-            try:
-                manager = self.opener(self.settings, self.count_tokens)
-            except Exception as exc:
-                self.failed(exc)
-                raise MemoryUnavailable(f"memory unavailable ({self.error})") from exc
-            if manager is None:
-                raise EvoError("memory is disabled in the settings")
-            self.manager, self.error = manager, None
-            return manager
-
-    def failed(self, exc: BaseException) -> None:
-        """Forget the connection; the next attempt reopens it after memory_retry_s."""
-        with self.lock:
-            self.manager = None
-            self.error = reason(exc)
-            self._retry_at = time.monotonic() + self.settings.chat.memory_retry_s
-        log.warning("memory store failed: %s", self.error)
-
-    def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
-        self.conversations.enqueue_memory(kind, payload)
-
-    def touch_async(self, ids: list[str]) -> None:
-        """Usage stats (last used, use count) of recalled memories, updated by the writer thread."""
-
-        def touch() -> None:
-            try:
-                with self.lock:
-                    self.get().store.touch(ids)
-            except Exception as exc:  # statistics only: never worth a notice
-                log.info("could not update memory usage stats: %s", exc)
-
-        self._writer.submit(touch)
-
-    def drain_async(self) -> None:
-        """Apply queued writes in the background (at most one drain runs at a time)."""
-        if self._pending is not None and not self._pending.done():
-            return
-        self._pending = self._writer.submit(self.drain)
-
-    def drain(self) -> int:
-        """Apply queued writes in order until the queue is empty (writes queued meanwhile included); stop at the
-        first failure so order is kept. Returns how many were written."""
-        written = 0
-        while pending := self.conversations.pending_memory():
-            for item_id, kind, payload in pending:
-                try:
-                    with self.lock:
-                        manager = self.get()
-                        apply_memory_write(manager, kind, payload)
-                except Exception as exc:
-                    if not isinstance(exc, MemoryUnavailable):
-                        self.failed(exc)
-                    self.conversations.memory_failed(item_id, reason(exc))
-                    return written
-                self.conversations.memory_done(item_id)
-                written += 1
-        return written
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until the writer is idle (tests, bench, exit)."""
-        pending = self._pending
-        if pending is not None:
-            pending.result(timeout)
-
-    def close(self) -> None:
+def _drain(events: Iterator[Event]):
+    """Run an event generator to its end and return its return value."""
+    while True:
         try:
-            self.flush(timeout=30)
-        except Exception as exc:  # leaving must not fail; what is left stays queued for next time
-            log.warning("memory writes left queued at exit: %s", exc)
-        self._writer.shutdown(wait=False)
-
-
-def apply_memory_write(manager: MemoryManager, kind: str, payload: dict[str, Any]) -> None:
-    """One queued write: a finished turn or a fact captured while the store was away."""
-    if kind == "turn":
-        manager.save_turn(payload["user"], payload["assistant"], intent=payload.get("intent", ""), session=payload["session"], turn=payload["turn"])
-    elif kind == "fact":
-        manager.store.add_memory(
-            payload["text"], {"rule": payload.get("rule", "")}, memory_type=payload["type"], source="chat",
-            session=payload["session"], turn=payload["turn"], lang=payload.get("lang", ""),
-        )
-    else:
-        raise EvoError(f"unknown queued memory write {kind!r}")
+            next(events)
+        except StopIteration as done:
+            return done.value
 
 
 # -- the orchestrator ----------------------------------------------------------------------------
@@ -322,9 +117,9 @@ class Orchestrator:
         self.adapter_versions = adapter_versions or {}
         self.adapter_problems = adapter_problems or {}
         self.model_name = model_name or getattr(engine, "model_name", "")
-        self.sessions: dict[str, Session] = {}
+        self.sessions: OrderedDict[str, Session] = OrderedDict()  # bounded by chat.session_cache, least recently used first
+        self._sessions_lock = threading.RLock()
         self.startup_notices: list[Notice] = []
-        self.last_prompt: list[Message] = []  # what the model saw in the last turn (bench, debugging)
 
     @classmethod
     def build(
@@ -366,7 +161,7 @@ class Orchestrator:
             except Exception as exc:
                 notices.append(Notice("router", f"router unavailable, the base model answers everything: {reason(exc)}"))
         conversations = conversations or ConversationStore(settings.conversations_db)
-        link = MemoryLink(settings, engine.count_tokens, conversations, memory_opener) if memory and settings.memory.enabled else None
+        link = MemoryLink(settings, engine.count_tokens, MemoryQueue(settings.conversations_db), memory_opener) if memory and settings.memory.enabled else None
         if link is not None:
             try:
                 link.get()
@@ -395,36 +190,45 @@ class Orchestrator:
         m = self.settings.memory
         return ContextBuffer(m.buffer_messages, m.buffer_tokens, self.engine.count_tokens)
 
+    def _keep(self, session: Session) -> Session:
+        """Cache a session; beyond chat.session_cache the least recently used one is dropped (it reloads from SQLite)."""
+        with self._sessions_lock:
+            self.sessions[session.id] = session
+            self.sessions.move_to_end(session.id)
+            while len(self.sessions) > self.settings.chat.session_cache:
+                old, _ = self.sessions.popitem(last=False)
+                log.debug("session %s left the cache (it reloads from the conversation store)", old)
+        return session
+
     def new_session(self, title: str = "") -> Session:
         info = self.conversations.create_session(new_session_id(), title=title, model=self.model_name)
-        session = Session(info.id, self._buffer(), title=title)
-        self.sessions[session.id] = session
-        return session
+        return self._keep(Session(info.id, self._buffer(), title=title))
 
     def resume(self, session_id: str) -> Session:
         """A stored session with its last turns back in the buffer (id or unique prefix)."""
         info = self.conversations.find_session(session_id.strip())
         if info is None:
             raise EvoError(f"No session {session_id!r}.", "List them with /sessions or `evo sessions list`.")
-        if info.id in self.sessions:
-            return self.sessions[info.id]
-        session = Session(info.id, self._buffer(), title=info.title)
-        records = self.conversations.turns(info.id, last=self.settings.memory.buffer_messages)
-        for record in records:
-            if record.context:
-                session.buffer.add("system", record.context)
-            session.buffer.add("user", record.message)
-            session.buffer.add("assistant", record.answer)
-        session.turns = max((r.number for r in self.conversations.turns(info.id)), default=0)
-        self.sessions[info.id] = session
-        return session
+        with self._sessions_lock:
+            if info.id in self.sessions:
+                return self._keep(self.sessions[info.id])
+            session = Session(info.id, self._buffer(), title=info.title)
+            records = self.conversations.turns(info.id, last=self.settings.memory.buffer_messages)
+            for record in records:
+                if record.context:
+                    session.buffer.add("system", record.context)
+                session.buffer.add("user", record.message)
+                session.buffer.add("assistant", record.answer)
+            session.turns = max((r.number for r in self.conversations.turns(info.id)), default=0)
+            return self._keep(session)
 
     def session(self, session_id: str | None) -> Session:
         """The named session (resumed from the store if needed), or a new one."""
         if session_id is None:
             return self.new_session()
-        if session_id in self.sessions:
-            return self.sessions[session_id]
+        with self._sessions_lock:
+            if session_id in self.sessions:
+                return self._keep(self.sessions[session_id])
         return self.resume(session_id)
 
     def list_sessions(self, limit: int | None = None) -> list[SessionInfo]:
@@ -434,7 +238,8 @@ class Orchestrator:
         info = self.conversations.find_session(session_id)
         if info is None:
             return False
-        self.sessions.pop(info.id, None)
+        with self._sessions_lock:
+            self.sessions.pop(info.id, None)
         return self.conversations.delete_session(info.id)
 
     def set_mode(self, session: Session, mode: str) -> str:
@@ -466,14 +271,29 @@ class Orchestrator:
         name = self.settings.router.experts.get(p["intent"], "base")
         return Routed(p["intent"], float(p["confidence"]), name, name if name in self.engine.adapters() else None, fallback=bool(p["fallback"]))
 
-    def turn(self, session_id: str | None, message: str, *, expert: str | None = None) -> Iterator[Event]:
-        """Route, recall, assemble, generate and log one message; close the iterator to interrupt (Ctrl-C)."""
+    def turn(self, session_id: str | None, message: str, *, expert: str | None = None, overrides: dict[str, Any] | None = None) -> Iterator[Event]:
+        """Route, recall, assemble, generate and log one message; close the iterator to interrupt (Ctrl-C).
+
+        `overrides` change this turn's sampling only (temperature, top_p, top_k, max_tokens, stop, seed,
+        repeat_penalty), as an API request passes them.
+        """
         if not isinstance(message, str) or not message.strip():
             raise EvoError("The message is empty.", "Type some text.")
         if expert is not None:
             self.check_expert(expert)
+        config = self.config_for(overrides)
         session = self.session(session_id)
-        return self._turn(session, message.strip(), expert)
+        return self._turn(session, message.strip(), expert, config=config)
+
+    def config_for(self, overrides: dict[str, Any] | None) -> GenerationConfig:
+        """The orchestrator's sampling settings with per-request overrides (None values keep the setting)."""
+        if not overrides:
+            return self.config
+        unknown = set(overrides) - OVERRIDABLE
+        if unknown:
+            raise EvoError(f"Unknown generation setting(s): {', '.join(sorted(unknown))}.", f"Use: {', '.join(sorted(OVERRIDABLE))}.")
+        values = {k: (tuple(v) if k == "stop" else v) for k, v in overrides.items() if v is not None}
+        return replace(self.config, **values)
 
     def feedback(self, session_id: str, kind: str, *, reason: str = "", text: str = "", turn: int | None = None) -> Feedback:
         """/good, /bad REASON, /fix TEXT on the session's last turn (or `turn`)."""
@@ -499,7 +319,7 @@ class Orchestrator:
         if len(history) >= 2 and history[-1].role == "assistant" and history[-2].role == "user":
             drop = 3 if len(history) >= 3 and history[-3].role == "system" else 2
             session.buffer.pop(drop)
-        return self._turn(session, record.message, expert, implicit=False)
+        return self._turn(session, record.message, expert, implicit=False, config=self.config)
 
     def preview(self, session_id: str | None, message: str, *, expert: str | None = None) -> Prepared:
         """What the model would be sent for `message` (route, recall, assemble) without generating, capturing
@@ -507,18 +327,20 @@ class Orchestrator:
         if not isinstance(message, str) or not message.strip():
             raise EvoError("The message is empty.", "Type some text.")
         session = self.session(session_id)
-        stats = TurnStats(session.id, session.turns + 1)
-        return _drain(self._assemble(session, stats, message.strip(), expert, time.perf_counter(), capture=False))
+        with session.lock:
+            stats = TurnStats(session.id, session.turns + 1)
+            return _drain(self._assemble(session, stats, message.strip(), expert, time.perf_counter(), self.config, capture=False))
 
     def replay(self, session_id: str | None, message: str, answer: str, *, expert: str | None = None) -> TurnStats:
         """Record a turn whose answer is given instead of generated, through the same path as a chat turn
         (facts captured, turn logged, exchange saved to memory): how the contamination check plants answers."""
         session = self.session(session_id)
-        t0 = time.perf_counter()
-        stats = self._begin(session, message.strip(), implicit=True)
-        prepared = _drain(self._assemble(session, stats, message.strip(), expert, t0))
-        stats.finish_reason = stats.finish_reason or "stop"
-        return self._finish(session, stats, message.strip(), answer, prepared.context, t0)
+        with session.lock:
+            t0 = time.perf_counter()
+            stats = self._begin(session, message.strip(), implicit=True)
+            prepared = _drain(self._assemble(session, stats, message.strip(), expert, t0, self.config))
+            stats.finish_reason = stats.finish_reason or "stop"
+            return self._finish(session, stats, message.strip(), answer, prepared.context, t0)
 
     def _begin(self, session: Session, text: str, *, implicit: bool) -> TurnStats:
         if implicit and session.turns:
@@ -530,7 +352,7 @@ class Orchestrator:
         return TurnStats(session.id, session.turns)
 
     def _assemble(
-        self, session: Session, stats: TurnStats, text: str, expert: str | None, t0: float, *, capture: bool = True,
+        self, session: Session, stats: TurnStats, text: str, expert: str | None, t0: float, config: GenerationConfig, *, capture: bool = True,
     ) -> Iterator[Event]:
         """Route, recall and fit the prompt, yielding Routed, Notice and Recalled; returns the Prepared prompt."""
         routed = self.route(session, text, expert)
@@ -548,7 +370,7 @@ class Orchestrator:
         t1 = time.perf_counter()
         system = Message("system", self.settings.prompt_for(routed.expert))
         current = Message("user", text)
-        recall, captured, notices = self._recall(session, stats, text, routed, system, current, capture=capture)
+        recall, captured, notices = self._recall(session, stats, text, routed, system, current, config, capture=capture)
         stats.recall_ms = _ms(t1)
         for notice in notices:
             yield self._notice(stats, notice)
@@ -557,40 +379,44 @@ class Orchestrator:
         t2 = time.perf_counter()
         context = [Message("system", recall.block)] if recall.block else []
         try:
-            fit = self.engine.fit([system, *session.history, current], reserve=self.config.max_tokens, context=context)
+            fitted = fit(self.engine, [system, *session.history, current], reserve=config.max_tokens, context=context)
         except EvoError as exc:  # e.g. a system prompt larger than the context: this turn fails, the session goes on
             stats.error = exc.message
             stats.finish_reason = "error"
             yield self._notice(stats, Notice("generation", f"could not build the prompt: {exc.message}"))
             return Prepared(routed, recall, [], "")
-        if fit.dropped_context:
+        if fitted.dropped_context:
             recall = Recall(not_relevant=recall.not_relevant, over_budget=len(recall.hits))
             yield self._notice(stats, Notice("context", "memories left out: the message fills the context window"))
-        if fit.truncated_tokens:
-            yield self._notice(stats, Notice("context", f"message too long for the context window: {fit.truncated_tokens} tokens cut from its middle"))
-        stats.history_messages = len(fit.messages) - 2 - len(context if not fit.dropped_context else [])
-        stats.dropped_messages, stats.truncated_tokens, stats.dropped_context = fit.dropped_messages, fit.truncated_tokens, fit.dropped_context
+        if fitted.truncated_tokens:
+            yield self._notice(stats, Notice("context", f"message too long for the context window: {fitted.truncated_tokens} tokens cut from its middle"))
+        stats.history_messages = len(fitted.messages) - 2 - len(context if not fitted.dropped_context else [])
+        stats.dropped_messages, stats.truncated_tokens, stats.dropped_context = fitted.dropped_messages, fitted.truncated_tokens, fitted.dropped_context
         stats.memory_ids = [h.memory.id for h in recall.hits]
         stats.memory_tokens = recall.tokens
-        stats.memory_block = recall.block if not fit.dropped_context else ""
+        stats.memory_block = recall.block if not fitted.dropped_context else ""
         stats.sources = [source_of(h) for h in recall.hits if h.memory.type == "knowledge" and "label" in h.memory.extra]
         stats.assemble_ms = _ms(t2)
-        return Prepared(routed, recall, fit.messages, stats.memory_block)
+        return Prepared(routed, recall, fitted.messages, stats.memory_block)
 
-    def _turn(self, session: Session, text: str, expert: str | None, *, implicit: bool = True) -> Iterator[Event]:
+    def _turn(self, session: Session, text: str, expert: str | None, *, implicit: bool = True, config: GenerationConfig) -> Iterator[Event]:
+        with session.lock:  # released when the turn ends or its consumer closes it
+            yield from self._locked_turn(session, text, expert, implicit, config)
+
+    def _locked_turn(self, session: Session, text: str, expert: str | None, implicit: bool, config: GenerationConfig) -> Iterator[Event]:
         t0 = time.perf_counter()
         stats = self._begin(session, text, implicit=implicit)
-        prepared = yield from self._assemble(session, stats, text, expert, t0)
+        prepared = yield from self._assemble(session, stats, text, expert, t0, config)
         if not prepared.messages:
             yield Done(self._finish(session, stats, text, "", "", t0))
             return
         sent_context = prepared.context
-        self.last_prompt = prepared.messages
+        session.last_prompt = prepared.messages
 
         answer = ""
         completion = None
         try:
-            completion = self.engine.chat_stream(prepared.messages, self.config, adapter=prepared.routed.adapter)
+            completion = self.engine.chat_stream(prepared.messages, config, adapter=prepared.routed.adapter, cache_key=session.id)
             for piece in completion:
                 if stats.e2e_ttft_ms is None:
                     stats.e2e_ttft_ms = _ms(t0)
@@ -620,11 +446,12 @@ class Orchestrator:
         except Exception as exc:
             log.warning("could not record implicit feedback: %s", exc)
 
-    def _recall(self, session: Session, stats: TurnStats, text: str, routed: Routed, system: Message, current: Message, *, capture: bool = True):
+    def _recall(self, session: Session, stats: TurnStats, text: str, routed: Routed, system: Message, current: Message,
+                config: GenerationConfig, *, capture: bool = True):
         """Capture stated facts, retrieve memories and reference passages; a store that fails costs only its part
         of the context (memory writes are queued), never the answer."""
         notices: list[Notice] = []
-        room = self.engine.n_ctx - self.config.max_tokens - self.engine.count_messages([system, current]) - RAG_MARGIN_TOKENS
+        room = self.engine.n_ctx - config.max_tokens - self.engine.count_messages([system, current]) - RAG_MARGIN_TOKENS
         passages, k = self._knowledge(text, routed, notices)
         if self.memory is None:
             return select_context([], self.settings.memory, self.engine.count_tokens, room, knowledge=passages, knowledge_top_k=k), [], notices
@@ -673,7 +500,7 @@ class Orchestrator:
         for fact in capture_facts(text):
             if fact.text not in done:
                 payload = {"text": fact.text, "type": fact.type, "rule": fact.rule, "lang": fact.lang, "session": session.id, "turn": session.turns}
-                self.conversations.enqueue_memory("fact", payload)
+                self.memory.enqueue("fact", payload)
 
     def _notice(self, stats: TurnStats, notice: Notice) -> Notice:
         stats.notices.append(f"{notice.kind}: {notice.text}")
@@ -697,15 +524,7 @@ class Orchestrator:
                 session.injected.update({mid: context for mid in stats.memory_ids})
             session.buffer.add("user", text)
             session.buffer.add("assistant", answer)
-        record = TurnRecord(
-            session.id, stats.turn, text, answer, context=context, intent=stats.intent, confidence=stats.confidence,
-            routed_fallback=stats.routed_fallback, route_source=stats.route_source,
-            expert=stats.expert, adapter=stats.adapter, adapter_version=self.adapter_versions.get(stats.adapter or ""),
-            memory_ids=stats.memory_ids, prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
-            ttft_ms=stats.ttft_ms, e2e_ttft_ms=stats.e2e_ttft_ms, total_ms=stats.total_ms, overhead_ms=round(stats.overhead_ms, 2),
-            finish_reason=stats.finish_reason,
-            interrupted=stats.interrupted, error=stats.error, notices=stats.notices,
-        )
+        record = TurnRecord.from_stats(stats, text, answer, context=context, adapter_version=self.adapter_versions.get(stats.adapter or ""))
         try:
             self.conversations.record_turn(record)
             saving = self.settings.memory.save_conversations
@@ -738,7 +557,7 @@ class Orchestrator:
             "adapters": {name: self.adapter_versions.get(name, "?") for name in self.engine.adapters()},
             "adapter_problems": dict(self.adapter_problems),
             "router": self.router is not None,
-            "memory_queue": self.conversations.queue_size(),
+            "memory_queue": self.memory.queue.size() if self.memory is not None else 0,
         }
         if self.memory is None:
             out["memory"] = "off"

@@ -15,7 +15,8 @@ from rich.table import Table
 
 from evo_tr.config import Settings
 from evo_tr.errors import EvoError
-from evo_tr.orchestrator import Done, Notice, Orchestrator, Recalled, Routed, Session, Token, TurnStats
+from evo_tr.events import Done, Handler, Notice, Recalled, Routed, Token, TurnStats, dispatch
+from evo_tr.orchestrator import Orchestrator, Session
 
 LIVE_REFRESH_PER_S = 8
 ALIASES = {"/exit"}
@@ -46,6 +47,44 @@ def sources_lines(sources: list[dict]) -> list[str]:
     if not sources:
         return []
     return ["Kaynaklar / Sources:"] + [f"  [{i}] {s['label']}  ({s['id']})" for i, s in enumerate(sources, start=1)]
+
+
+class TurnView(Handler):
+    """The one consumer of a turn's events shared by `evo ask` and `evo chat`: it keeps what the turn said
+    (routing, recall, notices, figures) and shows notices, what memory did and the answer's sources on `say`
+    (dim or yellow lines); tokens are the caller's to show (`evo ask` writes them raw, chat renders Markdown)."""
+
+    def __init__(self, say: Callable[[str], None] | None = None, token: Callable[[str], None] | None = None) -> None:
+        self.say = say
+        self.token = token
+        self.routed: Routed | None = None
+        self.recalled: Recalled | None = None
+        self.stats: TurnStats | None = None
+        self.notices: list[str] = []
+
+    def on_routed(self, event: Routed) -> None:
+        self.routed = event
+
+    def on_notice(self, event: Notice) -> None:
+        self.notices.append(event.text)
+        if self.say:
+            self.say(f"[yellow]⚠ {event.text}[/yellow]")
+
+    def on_recalled(self, event: Recalled) -> None:
+        self.recalled = event
+        if self.say:
+            for captured in event.captured:
+                self.say(f"[dim]💾 {'already knew' if captured.result.merged else 'noted'}: {captured.fact.text}[/dim]")
+            summary = recall_summary(event)
+            if summary:
+                self.say(f"[dim]🧠 {summary}[/dim]")
+
+    def on_token(self, event: Token) -> None:
+        if self.token:
+            self.token(event.text)
+
+    def on_done(self, event: Done) -> None:
+        self.stats = event.stats
 
 
 def footer(routed: Routed | None, stats: TurnStats) -> str:
@@ -164,30 +203,17 @@ class Repl:
 
     def _answer(self, text: str, events: Iterator | None) -> None:
         events = events if events is not None else self.orch.turn(self.session.id, text)
-        routed: Routed | None = None
+        view = TurnView(say=self.console.print)
         try:
             for event in events:
                 self._check_sigint()
                 for ev in self._render(event, events) if isinstance(event, Token) else [event]:
-                    if isinstance(ev, Routed):
-                        routed = ev
-                    elif isinstance(ev, Notice):
-                        self.console.print(f"[yellow]⚠ {ev.text}[/yellow]")
-                    elif isinstance(ev, Recalled):
-                        self._show_recall(ev)
-                    elif isinstance(ev, Done):
-                        self._done(routed, ev.stats)
+                    dispatch(ev, view)
+            if view.stats is not None:
+                self._done(view.routed, view.stats)
         except KeyboardInterrupt:  # Ctrl-C: the orchestrator keeps the partial answer, marked interrupted
             events.close()
             self.console.print("[yellow]⏹ interrupted[/yellow]")
-
-    def _show_recall(self, event: Recalled) -> None:
-        for captured in event.captured:
-            verb = "already knew" if captured.result.merged else "noted"
-            self.console.print(f"[dim]💾 {verb}: {captured.fact.text}[/dim]")
-        summary = recall_summary(event)
-        if summary:
-            self.console.print(f"[dim]🧠 {summary}[/dim]")
 
     def _render(self, first: Token, events: Iterator) -> list:
         """Stream the answer to its end; returns the events that came after the tokens (notices, Done)."""

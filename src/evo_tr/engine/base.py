@@ -1,39 +1,75 @@
-"""The Engine contract every inference backend implements (llama.cpp now; PEFT, MLX, remote later)."""
+"""The Engine contract every inference backend implements (llama.cpp, transformers + PEFT; remote servers later).
+
+A backend is one module with one class: it loads a base model (`from_settings`), tokenizes and renders
+prompts, streams an answer (`chat_stream`), and attaches LoRA experts given as the registry's versions.
+What it can and cannot do is said by its `capabilities` flags, which callers check instead of assuming
+llama.cpp. Backends register in the entry-point group `evo_tr.engines` (see engine/__init__.py).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from evo_tr.errors import EvoError
+from evo_tr.config import GenerationSettings
+from evo_tr.messages import Message, Role  # noqa: F401 (re-exported: engines speak messages)
+from evo_tr.prompt import FitResult  # noqa: F401 (re-exported)
 
-Role = Literal["system", "user", "assistant"]
-TRUNCATION_MARKER = "\n[…]\n"
-MESSAGE_COST_CACHE = 4096
+if TYPE_CHECKING:
+    from evo_tr.config import Settings
+    from evo_tr.models.store import Progress
 
-
-@dataclass(frozen=True)
-class Message:
-    role: Role
-    content: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+_GEN = GenerationSettings()  # every sampling default is defined once, in config.py
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Sampling parameters for one request."""
+    """Sampling parameters for one request (defaults: config.GenerationSettings)."""
 
-    max_tokens: int = 512
-    temperature: float = 0.3
-    top_p: float = 0.9
-    top_k: int = 40
-    repeat_penalty: float = 1.1
-    seed: int = -1
+    max_tokens: int = _GEN.max_tokens
+    temperature: float = _GEN.temperature
+    top_p: float = _GEN.top_p
+    top_k: int = _GEN.top_k
+    repeat_penalty: float = _GEN.repeat_penalty
+    seed: int = _GEN.seed
     stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; callers check these instead of the backend's type."""
+
+    streaming: bool = True  # answers arrive piece by piece
+    lora_hot_swap: bool = False  # several adapters on one loaded base, chosen per request
+    adapter_scale: bool = False  # an adapter can be applied at a scale other than 1
+    kv_snapshots: bool = False  # a conversation's KV state is kept per (session, expert) between requests
+    local_tokenizer: bool = True  # tokenize/render run here, without a round trip
+    logits: bool = False  # last_logits() for numerical checks
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What a backend needs to load a base model: a GGUF file, a Hugging Face folder, or a server URL."""
+
+    kind: str  # "gguf" | "hf" | "url"
+    path: Path | None = None
+    url: str | None = None
+
+
+class AdapterLike(Protocol):
+    """A registered adapter version (experts.registry.AdapterVersion): what backends need of it."""
+
+    expert: str
+    scale: float
+
+    @property
+    def gguf(self) -> Path: ...
+
+    @property
+    def peft(self) -> Path: ...
 
 
 @dataclass
@@ -46,6 +82,9 @@ class GenerationStats:
     total_s: float = 0.0
     finish_reason: str | None = None
     adapter: str | None = None
+    queued_s: float | None = None  # waiting for the engine owner (worker) before generation began
+    handoff_s: float | None = None  # submit → the worker's first event back on the caller's thread
+    pieces_after_cancel: int | None = None  # what the worker still produced once the request was cancelled
 
     @property
     def decode_tok_s(self) -> float | None:
@@ -53,21 +92,6 @@ class GenerationStats:
             return None
         decode_time = self.total_s - self.ttft_s
         return (self.completion_tokens - 1) / decode_time if decode_time > 0 else None
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """Messages trimmed to the context budget, and what was cut to get there."""
-
-    messages: list[Message]
-    prompt_tokens: int
-    dropped_messages: int = 0
-    truncated_tokens: int = 0
-    dropped_context: int = 0
-
-    @property
-    def trimmed(self) -> bool:
-        return self.dropped_messages > 0 or self.truncated_tokens > 0
 
 
 @dataclass
@@ -95,7 +119,15 @@ class Completion:
 class Engine(ABC):
     """One loaded base model. Adapters (LoRA experts) are attached by name and chosen per request."""
 
-    name: str = "engine"
+    name: ClassVar[str] = "engine"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    artifact_kind: ClassVar[str] = "gguf"  # what provisioning must hand `from_settings`
+    model_name: str = ""
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings, model: str, artifact: Artifact, progress: Progress | None = None) -> Engine:
+        """Load `model` (its artifact already provisioned) with the engine settings."""
 
     @property
     @abstractmethod
@@ -105,98 +137,50 @@ class Engine(ABC):
     def tokenize(self, text: str) -> list[int]: ...
 
     @abstractmethod
+    def detokenize(self, tokens: Sequence[int]) -> str: ...
+
+    @abstractmethod
     def render(self, messages: Sequence[Message]) -> str:
         """The exact prompt text the model sees, chat template applied."""
 
     @abstractmethod
-    def chat_stream(self, messages: Sequence[Message], config: GenerationConfig, *, adapter: str | None = None) -> Completion: ...
+    def chat_stream(
+        self, messages: Sequence[Message], config: GenerationConfig, *, adapter: str | None = None, cache_key: str | None = None,
+    ) -> Completion:
+        """Stream an answer; `adapter` picks an attached expert (None: the base), `cache_key` (a session id) lets a
+        backend with kv_snapshots keep that conversation's KV state apart from others'."""
+
+    # -- adapters (backends with lora_hot_swap) ----------------------------------------------------
+    def attach_adapter(self, version: AdapterLike) -> None:
+        """Load a registered adapter version next to the base, under its expert's name."""
+        from evo_tr.errors import EvoError
+
+        raise EvoError(f"The {self.name} backend cannot load LoRA adapters.", "Use engine.backend = \"llama_cpp\" to serve experts.")
+
+    def detach_adapter(self, name: str) -> None:
+        """Unload an expert's adapter (requests for it then fail; the router falls back to the base)."""
 
     def adapters(self) -> list[str]:
         """Names of attached adapters; backends without LoRA support have none."""
         return []
 
+    def reset(self) -> None:  # noqa: B027 - optional hook
+        """Forget cached prompt state, so the next request evaluates from scratch."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free native resources."""
+
+    def describe(self) -> dict[str, str]:
+        """Backend name and library versions of a loaded engine."""
+        return {"backend": self.name}
+
+    @classmethod
+    def probe(cls) -> str:
+        """Without loading a model: whether the backend's libraries import, and their versions (`evo doctor`)."""
+        return "importable"
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
     def count_messages(self, messages: Sequence[Message]) -> int:
         return self.count_tokens(self.render(messages))
-
-    def fit(self, messages: Sequence[Message], reserve: int, *, context: Sequence[Message] = ()) -> FitResult:
-        """Trim to n_ctx - reserve: drop the oldest turns first; never the system prompt or the current message.
-
-        `context` (e.g. retrieved memories) goes right before the current message and is kept whole, or
-        left out entirely if it does not fit next to the message. If the system prompt plus the current
-        message alone do not fit, the current message is cut in the middle (head and tail kept).
-        """
-        if not messages:
-            raise EvoError("Nothing to send: the message list is empty.")
-        budget = self.n_ctx - reserve
-        system = [m for m in messages[:1] if m.role == "system"]
-        current = messages[-1]
-        history = list(messages[len(system) : -1])
-        context = list(context)
-        base = self.count_messages([*system, *context, current])
-        if base > budget and context:
-            context, dropped_context = [], len(context)
-            base = self.count_messages([*system, current])
-        else:
-            dropped_context = 0
-        if base > budget:
-            return self._truncate_current(system, current, budget)
-        # Chat templates are additive per message, so one message costs what it adds next to the
-        # fixed part; a final full count guards templates where that is not exact.
-        kept: list[Message] = []
-        used = base
-        costs = self._cost_cache()
-        for msg in reversed(history):
-            key = (msg.role, msg.content)
-            cost = costs.get(key)
-            if cost is None:  # cached: a long chat re-counts only its new messages each turn
-                cost = costs[key] = self.count_messages([*system, msg, *context, current]) - base
-            if used + cost > budget:
-                break
-            kept.insert(0, msg)
-            used += cost
-        while kept and not (kept[0].role == "user" or (kept[0].role == "system" and len(kept) > 1 and kept[1].role == "user")):
-            kept.pop(0)  # start at a turn (its memory block or question), as the history buffer does
-        final = [*system, *kept, *context, current]
-        total = self.count_messages(final)
-        while total > budget and kept:
-            kept.pop(0)
-            final = [*system, *kept, *context, current]
-            total = self.count_messages(final)
-        return FitResult(final, total, dropped_messages=len(history) - len(kept), dropped_context=dropped_context)
-
-    def _cost_cache(self) -> dict[tuple[str, str], int]:
-        """Per-message token cost inside a prompt (templates are additive), bounded."""
-        cache = self.__dict__.setdefault("_message_costs", {})
-        if len(cache) > MESSAGE_COST_CACHE:
-            cache.clear()
-        return cache
-
-    def _truncate_current(self, system: list[Message], current: Message, budget: int) -> FitResult:
-        overhead = self.count_messages([*system, replace(current, content="")]) + self.count_tokens(TRUNCATION_MARKER)
-        room = budget - overhead
-        if room < 16:
-            raise EvoError(
-                f"The system prompt alone needs {overhead} tokens, more than the {budget}-token budget.",
-                "Shorten system_prompt or raise engine.n_ctx in evo.toml.",
-            )
-        tokens = self.tokenize(current.content)
-        head, tail = tokens[: room // 2], tokens[len(tokens) - (room - room // 2) :]
-        text = self.detokenize(head) + TRUNCATION_MARKER + self.detokenize(tail)
-        cut = replace(current, content=text)
-        final = [*system, cut]
-        total = self.count_messages(final)
-        while total > budget:  # detokenize/retokenize can shift by a few tokens
-            head, tail = head[:-4], tail[4:]
-            cut = replace(current, content=self.detokenize(head) + TRUNCATION_MARKER + self.detokenize(tail))
-            final = [*system, cut]
-            total = self.count_messages(final)
-        return FitResult(final, total, dropped_messages=0, truncated_tokens=len(tokens) - len(head) - len(tail))
-
-    @abstractmethod
-    def detokenize(self, tokens: Sequence[int]) -> str: ...

@@ -1,4 +1,7 @@
-"""llama.cpp backend: one GGUF base model in-process, streamed token by token."""
+"""llama.cpp backend: one GGUF base model in-process, streamed token by token, LoRA experts hot-swapped.
+
+The only module that imports llama_cpp (bench and doctor reach it through `raw_llama()` and `describe()`).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,14 @@ import codecs
 import ctypes
 import logging
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from evo_tr.engine.base import Completion, Engine, GenerationConfig, GenerationStats, Message
+from evo_tr.config import EngineSettings
+from evo_tr.engine.base import AdapterLike, Artifact, Capabilities, Completion, Engine, GenerationConfig, GenerationStats, Message
 from evo_tr.errors import EvoError, ModelIntegrityError
 
 # OpenMP spin-waiting collapses throughput when another process uses a core; must be set before
@@ -25,19 +31,38 @@ GENERIC_CHATML = (
 )
 
 
+_DEFAULTS = EngineSettings()
+
+
 class LlamaCppEngine(Engine):
-    """Serves one GGUF through llama-cpp-python; prompt-prefix KV reuse comes from Llama.generate."""
+    """Serves one GGUF through llama-cpp-python; prompt-prefix KV reuse comes from Llama.generate.
+
+    KV state is kept per (conversation, expert): a request with another `cache_key` or adapter saves the
+    current state (the cells in use, not the whole buffer) and restores the target's, or starts from
+    scratch when it has none; so a conversation's next turn evaluates only its new tokens however many
+    others ran in between, and is computed exactly as if it had run alone. At most
+    `engine.kv_snapshots` states are kept (least recently used dropped).
+    """
 
     name = "llama_cpp"
+    capabilities = Capabilities(streaming=True, lora_hot_swap=True, adapter_scale=True, kv_snapshots=True, local_tokenizer=True, logits=True)
+    artifact_kind = "gguf"
+
+    @classmethod
+    def from_settings(cls, settings, model: str, artifact: Artifact, progress=None) -> LlamaCppEngine:
+        cfg = settings.engine
+        return cls(artifact.path, n_ctx=cfg.n_ctx, n_threads=cfg.n_threads, n_threads_batch=cfg.n_threads_batch, n_batch=cfg.n_batch,
+                   kv_snapshots=cfg.kv_snapshots, model_name=model)
 
     def __init__(
         self,
         model_path: Path,
         *,
-        n_ctx: int = 4096,
-        n_threads: int = 1,
-        n_threads_batch: int = 2,
-        n_batch: int = 256,
+        n_ctx: int = _DEFAULTS.n_ctx,
+        n_threads: int = _DEFAULTS.n_threads,
+        n_threads_batch: int = _DEFAULTS.n_threads_batch,
+        n_batch: int = _DEFAULTS.n_batch,
+        kv_snapshots: int = _DEFAULTS.kv_snapshots,
         model_name: str | None = None,
     ) -> None:
         import llama_cpp
@@ -60,10 +85,17 @@ class LlamaCppEngine(Engine):
                 "The file may be truncated or not a supported GGUF; re-run `evo models pull`.",
             ) from exc
         self._llama_cpp = llama_cpp
+        self._n_threads = n_threads
         self._adapters: dict[str, tuple[object, float]] = {}  # name → (llama_adapter_lora_p freed with the model, LoRA scale)
         self._active: str | None = None
-        self._states: dict[str | None, object] = {}  # per-expert KV snapshot, restored when switching back
-        self._buffers: dict[str | None, ctypes.Array] = {}  # per-expert snapshot memory, reused: no zero-fill per switch
+        self._key: tuple[str | None, str | None] = (None, None)  # (conversation, expert) whose KV is in the context
+        self._max_states = kv_snapshots
+        self._states: OrderedDict[tuple, object] = OrderedDict()  # (conversation, expert) → KV snapshot, LRU
+        self._buffers: dict[tuple, ctypes.Array] = {}  # snapshot memory per key, reused: no zero-fill per switch
+        # Counted here, inside the backend: how many generations run at once (the engine owner keeps it at 1).
+        self._running = 0
+        self.max_concurrent_generations = 0
+        self._count_lock = threading.Lock()
         template = self.llm.metadata.get("tokenizer.chat_template") or GENERIC_CHATML
         self._formatter = Jinja2ChatFormatter(
             template=template,
@@ -94,8 +126,9 @@ class LlamaCppEngine(Engine):
         return self.llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True)
 
     # -- LoRA adapters ----------------------------------------------------------------------
-    def attach_adapter(self, name: str, path: Path, scale: float = 1.0) -> None:
-        """Load a GGUF LoRA next to the base (a few ms); it is applied, times `scale`, only to requests that ask for it."""
+    def attach_adapter(self, version: AdapterLike) -> None:
+        """Load a version's GGUF LoRA next to the base (a few ms); it is applied, times its scale, only to requests that ask for it."""
+        name, path = version.expert, version.gguf
         ptr = self._llama_cpp.llama_adapter_lora_init(self.llm._model.model, str(path).encode("utf-8"))
         if not ptr:
             raise ModelIntegrityError(
@@ -104,8 +137,22 @@ class LlamaCppEngine(Engine):
             )
         if self._active == name:
             self.use_adapter(None)
-        self._adapters[name] = (ptr, scale)
-        self._states.pop(name, None)
+        self._adapters[name] = (ptr, float(version.scale))
+        self._drop_states(name)
+
+    def detach_adapter(self, name: str) -> None:
+        """Stop serving an expert; its pointer is freed with the model (llama.cpp has no per-adapter free that is safe here)."""
+        if name not in self._adapters:
+            return
+        if self._active == name:
+            self.use_adapter(None)
+        del self._adapters[name]
+        self._drop_states(name)
+
+    def _drop_states(self, expert: str) -> None:
+        for key in [k for k in self._states if k[1] == expert]:
+            self._states.pop(key)
+            self._buffers.pop(key, None)
 
     def adapters(self) -> list[str]:
         return sorted(self._adapters)
@@ -114,24 +161,32 @@ class LlamaCppEngine(Engine):
     def active_adapter(self) -> str | None:
         return self._active
 
-    def use_adapter(self, name: str | None) -> None:
-        """Select the adapter for the next requests; KV entries computed under another adapter are never reused.
-
-        The outgoing expert's KV state is kept, so coming back to it does not re-evaluate its history.
-        """
-        if name == self._active:
+    def use_adapter(self, name: str | None, cache_key: str | None = None) -> None:
+        """Select the adapter (and conversation) for the next requests; KV entries computed under another adapter
+        or for another conversation are never reused. The outgoing state is kept (see the class docstring)."""
+        key = (cache_key, name)
+        if key == self._key:
             return
         if name is not None and name not in self._adapters:
             raise EvoError(f"Adapter {name!r} is not attached to this engine.", "See `evo adapters list`.")
         if self.llm.n_tokens:
-            self._states[self._active] = self._snapshot()
-        self.set_lora(name)
-        state = self._states.pop(name, None)
+            self._save_state(self._key)
+        if name != self._active:
+            self.set_lora(name)
+            self._active = name
+        state = self._states.pop(key, None)
         if state is not None:
             self._restore(state)
         else:
             self.llm.reset()
-        self._active = name
+        self._key = key
+
+    def _save_state(self, key: tuple) -> None:
+        self._states[key] = self._snapshot(key)
+        self._states.move_to_end(key)
+        while len(self._states) > self._max_states:
+            old, _ = self._states.popitem(last=False)
+            self._buffers.pop(old, None)
 
     def set_lora(self, name: str | None) -> None:
         """The bare llama.cpp switch (no KV handling): use_adapter builds on it; the bench times it alone."""
@@ -145,13 +200,13 @@ class LlamaCppEngine(Engine):
         if rc != 0:
             raise EvoError(f"llama.cpp refused to switch to adapter {name!r} (code {rc}).")
 
-    def _snapshot(self) -> tuple[object, int, list[int]]:
+    def _snapshot(self, key: tuple) -> tuple[object, int, list[int]]:
         """The KV cells of sequence 0 actually in use (not the whole n_ctx buffer) and their tokens."""
         lib, ctx = self._llama_cpp, self.llm._ctx.ctx
         size = lib.llama_state_seq_get_size(ctx, 0)
-        buf = self._buffers.get(self._active)  # free to overwrite: this expert's last snapshot was restored or dropped
+        buf = self._buffers.get(key)  # free to overwrite: this key's last snapshot was restored or dropped
         if buf is None or len(buf) < size:
-            buf = self._buffers[self._active] = (ctypes.c_uint8 * size)()
+            buf = self._buffers[key] = (ctypes.c_uint8 * size)()
         written = lib.llama_state_seq_get_data(ctx, buf, size, 0)
         n = self.llm.n_tokens
         return buf, written, list(self.llm.input_ids[:n])
@@ -166,8 +221,10 @@ class LlamaCppEngine(Engine):
             return
         self.llm.input_ids[: len(tokens)] = tokens
         self.llm.n_tokens = len(tokens)
-    def chat_stream(self, messages: Sequence[Message], config: GenerationConfig, *, adapter: str | None = None) -> Completion:
-        self.use_adapter(adapter)
+
+    def chat_stream(self, messages: Sequence[Message], config: GenerationConfig, *, adapter: str | None = None,
+                    cache_key: str | None = None) -> Completion:
+        self.use_adapter(adapter, cache_key)
         tokens = self.prompt_tokens(messages)
         if len(tokens) + 1 > self.n_ctx:
             raise EvoError(
@@ -178,6 +235,16 @@ class LlamaCppEngine(Engine):
         return Completion(self._generate(tokens, config, stats), stats)
 
     def _generate(self, tokens: list[int], config: GenerationConfig, stats: GenerationStats) -> Iterator[str]:
+        with self._count_lock:
+            self._running += 1
+            self.max_concurrent_generations = max(self.max_concurrent_generations, self._running)
+        try:
+            yield from self._decode(tokens, config, stats)
+        finally:
+            with self._count_lock:
+                self._running -= 1
+
+    def _decode(self, tokens: list[int], config: GenerationConfig, stats: GenerationStats) -> Iterator[str]:
         llm = self.llm
         if config.seed >= 0:
             llm.set_seed(config.seed)
@@ -226,20 +293,38 @@ class LlamaCppEngine(Engine):
                 stats.finish_reason = "interrupted"
 
     def reset(self) -> None:
-        """Forget the cached prompt prefixes (all experts), so the next request evaluates from scratch."""
+        """Forget the cached prompt prefixes (all conversations and experts), so the next request evaluates from scratch."""
         self.llm.reset()
         self._states.clear()
+        self._buffers.clear()
+        self._key = (None, self._active)
+
+    @classmethod
+    def probe(cls) -> str:
+        import llama_cpp
+
+        return f"llama_cpp {getattr(llama_cpp, '__version__', '?')} importable"
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": self.name, "llama_cpp": getattr(self._llama_cpp, "__version__", "?"), "model": str(self.model_path)}
+
+    def raw_llama(self, n_ctx: int, n_threads_batch: int, n_batch: int):
+        """A plain llama_cpp.Llama on the same GGUF and threads: the bench's baseline."""
+        return self._llama_cpp.Llama(model_path=str(self.model_path), n_ctx=n_ctx, n_threads=self._n_threads,
+                                     n_threads_batch=n_threads_batch, n_batch=n_batch, verbose=False)
 
     def last_logits(self, messages: Sequence[Message], *, adapter: str | None = None):
         """Next-token logits after the rendered prompt (numpy, vocab-sized): for numerical adapter checks."""
         import numpy as np
 
-        self.use_adapter(adapter)
+        self.use_adapter(adapter, "logits")
         tokens = self.prompt_tokens(messages)
         self.llm.reset()
         self.llm.eval(tokens)
         ptr = self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-        return np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).copy()
+        logits = np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).copy()
+        self.llm.reset()  # a throwaway state: nothing to keep for the next conversation
+        return logits
 
     def close(self) -> None:
         self.llm.close()

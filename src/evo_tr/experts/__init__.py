@@ -109,6 +109,8 @@ def attach_active_adapters(engine, settings: Settings, base: BaseModelInfo) -> t
     """Load every expert's active adapter into the engine; mismatched or broken ones are refused with a notice."""
     reg = registry(settings)
     attached, notices = [], []
+    if not engine.capabilities.lora_hot_swap:
+        return attached, [f"{expert}: the {engine.name} backend serves no LoRA adapters" for expert in reg.experts() if reg.active(expert)]
     for expert in reg.experts():
         try:
             version = reg.active(expert)
@@ -117,7 +119,7 @@ def attach_active_adapters(engine, settings: Settings, base: BaseModelInfo) -> t
             if version.packaged and version.base_sha256 != base.sha256:
                 continue  # shipped adapters serve the base they were trained for; other models just run without them
             check_base(version, base.name, base.sha256)
-            engine.attach_adapter(expert, version.gguf, version.scale)
+            engine.attach_adapter(version)
             attached.append(version)
         except EvoError as exc:
             notices.append(f"{expert}: {exc.message}")

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from evo_tr.config import Settings
+from evo_tr.engine.transformers_peft import load_torch_base, torch_base_dir  # noqa: F401 (the torch base lives with its backend)
 from evo_tr.errors import EvoError
 from evo_tr.experts.data import ChatExample
 
@@ -76,32 +76,6 @@ def load_train_config(expert: str, path: Path | None = None, overrides: dict[str
 
 
 # -- the torch base ----------------------------------------------------------------------------
-def torch_base_dir(settings: Settings, model_name: str, sha256: str) -> Path:
-    return settings.home / "torch" / f"{model_name}-{sha256[:12]}"
-
-
-def load_torch_base(settings: Settings, model_name: str, gguf_path: Path, sha256: str, say: Callable[[str], None] = lambda _: None):
-    """The served GGUF, dequantised by transformers once and cached as safetensors (~1 s to reload)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    cache = torch_base_dir(settings, model_name, sha256)
-    if not (cache / "config.json").is_file():
-        say(f"converting {gguf_path.name} to a torch model (once; cached in {cache})")
-        tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
-        # A GGUF-loaded model refuses save_pretrained while it carries the gguf quantizer marker.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        tmp = cache.with_name(cache.name + ".partial")
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        tmp.replace(cache)
-        return model, tok
-    return AutoModelForCausalLM.from_pretrained(cache, dtype=torch.float32), AutoTokenizer.from_pretrained(cache)
-
-
 # -- tokenisation with assistant-only labels ----------------------------------------------------
 def encode(example: ChatExample, tokenizer, system_prompt: str, max_seq: int) -> tuple[list[int], list[int]] | None:
     """Token ids and labels; only assistant replies (and their end token) are learned. None if nothing fits."""

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass
@@ -31,9 +32,8 @@ from evo_tr.config import Settings
 from evo_tr.errors import EvoError
 from evo_tr.knowledge.documents import SUPPORTED, Unreadable, chunk_document, read_document
 from evo_tr.knowledge.pack import PACK_NAME, content_hash, load_pack, manifest, shipped_vectors
-from evo_tr.memory.store import content_stems, stem_coverage
 from evo_tr.memory.types import Memory, MemoryHit, utc_now
-from evo_tr.text import clip_middle, normalize
+from evo_tr.text import clip_middle, content_stems, normalize, stem_coverage
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,8 @@ class KnowledgeStore(ChromaCollection):
         root = path or settings.knowledge_dir
         super().__init__(settings.memory, self.kcfg.collection, root / "chroma", schema=SCHEMA_VERSION, what="knowledge")
         self.db_path = root / "documents.db"
+        self._reader = threading.local()  # one read connection per thread (search runs on request threads)
+        self._live_cache: tuple[int, dict[str, str]] | None = None  # (store generation, live versions)
         with closing(self._db()) as db:
             db.executescript(DOCUMENTS_SCHEMA)
         if load_pack_now and self.kcfg.pack:
@@ -221,8 +223,18 @@ class KnowledgeStore(ChromaCollection):
         return [DocumentInfo(**dict(r)) for r in rows]
 
     def _live(self) -> dict[str, str]:
-        with closing(self._db()) as db:
-            return {r["path"]: r["sha256"] for r in db.execute("SELECT path, sha256 FROM documents")}
+        """Live version of every document. Cached until a write in any process bumps the store's generation
+        (the writer lock's counter), so a turn's search costs no SQLite round trip."""
+        generation = self.lock.generation() if self.lock.path is not None else None
+        if generation is not None and self._live_cache is not None and self._live_cache[0] == generation:
+            return self._live_cache[1]
+        db = getattr(self._reader, "db", None)
+        if db is None:
+            db = self._reader.db = self._db()
+        live = {r["path"]: r["sha256"] for r in db.execute("SELECT path, sha256 FROM documents")}
+        if generation is not None:
+            self._live_cache = (generation, live)
+        return live
 
     def add_paths(self, paths: Sequence[Path], on_file: Callable[[AddReport], None] = lambda _: None) -> list[AddReport]:
         """Add files and folders (recursively); one report per file, in order."""

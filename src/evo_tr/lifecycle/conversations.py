@@ -1,4 +1,4 @@
-"""Sessions and turns in SQLite (WAL): resumable chats, the night's input, and the memory retry queue."""
+"""Sessions and turns in SQLite (WAL): resumable chats, feedback, proposals and the night's steps (numbered migrations)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from evo_tr.errors import EvoError
 
-SCHEMA_VERSION = 1
+# The tables as version 1 created them (every later change is a numbered migration below); the memory
+# write queue's table in the same file belongs to memory/queue.py.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -106,14 +107,6 @@ CREATE TABLE IF NOT EXISTS preference_pairs (
     created_at TEXT NOT NULL,
     UNIQUE (session_id, turn)
 );
-CREATE TABLE IF NOT EXISTS memory_queue (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
 """
 
 
@@ -177,6 +170,14 @@ class TurnRecord:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_stats(cls, stats: Any, message: str, answer: str, *, context: str = "", adapter_version: str | None = None) -> TurnRecord:
+        """A turn's record from its measured figures (events.TurnStats): every field both have is copied."""
+        own = {f.name for f in fields(cls)} - {"session_id", "number", "message", "answer", "context", "adapter_version", "started_at"}
+        values = {name: getattr(stats, name) for name in own if hasattr(stats, name)}
+        values["overhead_ms"] = round(stats.overhead_ms, 2)
+        return cls(stats.session_id, stats.turn, message, answer, context=context, adapter_version=adapter_version, **values)
+
 
 FEEDBACK_KINDS = ("good", "bad", "fix", "correction", "repeat", "regenerate")
 
@@ -217,10 +218,7 @@ class ConversationStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         try:
-            db = self._db()
-            db.executescript(SCHEMA)  # idempotent; executescript runs outside our transactions
-            _add_missing_columns(db)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            migrate(self._db())
         except sqlite3.DatabaseError as exc:
             raise EvoError(
                 f"The conversation store {self.path} is not a readable SQLite database: {exc}",
@@ -441,29 +439,6 @@ class ConversationStore:
         return [_feedback(r) for r in rows]
 
     # -- memory retry queue ----------------------------------------------------------------
-    def enqueue_memory(self, kind: str, payload: dict[str, Any], error: str | None = None) -> int:
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO memory_queue (created_at, kind, payload, attempts, last_error) VALUES (?, ?, ?, ?, ?)",
-                (now_iso(), kind, json.dumps(payload, ensure_ascii=False), 1 if error else 0, error),
-            )
-            return int(cur.lastrowid)
-
-    def pending_memory(self, limit: int = 100) -> list[tuple[int, str, dict[str, Any]]]:
-        rows = self._db().execute("SELECT id, kind, payload FROM memory_queue ORDER BY id LIMIT ?", (limit,)).fetchall()
-        return [(r["id"], r["kind"], json.loads(r["payload"])) for r in rows]
-
-    def memory_done(self, item_id: int) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM memory_queue WHERE id = ?", (item_id,))
-
-    def memory_failed(self, item_id: int, error: str) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE memory_queue SET attempts = attempts + 1, last_error = ? WHERE id = ?", (error, item_id))
-
-    def queue_size(self) -> int:
-        return int(self._db().execute("SELECT COUNT(*) FROM memory_queue").fetchone()[0])
-
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
@@ -471,16 +446,31 @@ class ConversationStore:
             self._local.db = None
 
 
-ADDED_COLUMNS = {"turns": {"route_source": "TEXT NOT NULL DEFAULT 'router'"}}
+def _m1_tables(db: sqlite3.Connection) -> None:
+    db.executescript(SCHEMA)  # CREATE … IF NOT EXISTS: also right for a store that predates numbered migrations
 
 
-def _add_missing_columns(db: sqlite3.Connection) -> None:
-    """Stores made by an older version get the columns added since (SQLite adds columns in place)."""
-    for table, columns in ADDED_COLUMNS.items():
-        have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
-        for name, decl in columns.items():
-            if name not in have:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+def _m2_route_source(db: sqlite3.Connection) -> None:
+    """turns.route_source (router, switch, request, router-failed); version-1 stores made before it lack it."""
+    if "route_source" not in {r["name"] for r in db.execute("PRAGMA table_info(turns)")}:
+        db.execute("ALTER TABLE turns ADD COLUMN route_source TEXT NOT NULL DEFAULT 'router'")
+
+
+# Numbered migrations, as simonw/llm's migrations.py: the version is read at open (PRAGMA user_version) and
+# every later step runs once, in order, each with the version bump in one transaction.
+MIGRATIONS = (_m1_tables, _m2_route_source)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the store to SCHEMA_VERSION; returns the version it had. A newer store than this code is refused."""
+    have = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if have > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(f"schema version {have} is newer than this evo-tr knows ({SCHEMA_VERSION}); upgrade evo-tr")
+    for number in range(have, SCHEMA_VERSION):
+        MIGRATIONS[number](db)
+        db.execute(f"PRAGMA user_version = {number + 1}")
+    return have
 
 
 def _like_prefix(prefix: str) -> str:

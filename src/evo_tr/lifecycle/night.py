@@ -162,7 +162,7 @@ def llm_facts(ctx: NightContext, messages: list[str]) -> list[dict[str, str]]:
     from dataclasses import replace
 
     from evo_tr.engine import Message, generation_config
-    from evo_tr.memory.store import content_stems
+    from evo_tr.text import content_stems
 
     engine = ctx.engine()
     text = "\n".join(f"- {m[:300]}" for m in messages)[:3000]
@@ -201,7 +201,7 @@ def nlp_annotations(text: str) -> dict[str, list[str]]:
 
 def _source_turn(fact: str, turns: list[TurnRecord]) -> TurnRecord:
     """The turn whose message shares the most content words with an extracted fact (the latest on a tie)."""
-    from evo_tr.memory.store import content_stems
+    from evo_tr.text import content_stems
 
     stems = content_stems(fact)
     return max(reversed(turns), key=lambda t: len(stems & content_stems(t.message)))
@@ -217,10 +217,11 @@ def extract(ctx: NightContext) -> dict[str, Any]:
     added, skipped, candidates = [], 0, []
     for session_id, turns in sessions.items():
         done = ctx.store.night_item(ctx.day, "extract", session_id)
-        if done is not None:
+        if done is not None:  # finished in an earlier (interrupted) run: its own counts, once
             added += done["added"]
             skipped += done["skipped"]
             continue
+        skipped_here = 0
         found: list[dict[str, Any]] = []
         for t in turns:
             for fact in capture_facts(t.message):
@@ -244,15 +245,16 @@ def extract(ctx: NightContext) -> dict[str, Any]:
                 continue
             store = ctx.memory()
             if store.find_duplicate(item["text"], item["type"]) is not None:
-                skipped += 1
+                skipped_here += 1
                 continue
             meta = {"night": ctx.day, "extractor": item["extractor"], "entities": ", ".join(notes["entities"])[:300],
                     "keywords": ", ".join(notes["keywords"])[:300], "stated_at": item["stated_at"]}
             result = store.add_memory(item["text"], meta, memory_type=item["type"], source="night", session=session_id, turn=item["turn"], lang=item["lang"])
             mine.append({"id": result.id, "text": item["text"], "type": item["type"], "session": session_id, "turn": item["turn"], "extractor": item["extractor"]})
         added += mine
-        if not ctx.dry_run:
-            ctx.store.night_item_done(ctx.day, "extract", session_id, {"added": mine, "skipped": skipped, **notes})
+        skipped += skipped_here
+        if not ctx.dry_run:  # this session's counts only: a resumed run adds each session's once
+            ctx.store.night_item_done(ctx.day, "extract", session_id, {"added": mine, "skipped": skipped_here, **notes})
     entities = sorted({e for r in ctx.store.night_items(ctx.day, "extract") for e in r.get("entities", [])})
     keywords = [k for r in ctx.store.night_items(ctx.day, "extract") for k in r.get("keywords", [])][:20]
     return {"added": added, "duplicates_skipped": skipped, "candidates": candidates, "entities": entities, "keywords": keywords}

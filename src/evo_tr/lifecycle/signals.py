@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from evo_tr.memory.store import content_stems
-from evo_tr.text import normalize
+from evo_tr.text import content_stems, normalize
 
 # Said right after an answer, these mean "that was wrong" (Turkish and English, lower-cased the Turkish way).
 CORRECTION = re.compile(

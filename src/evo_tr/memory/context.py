@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from evo_tr.engine.base import Message, Role
+from evo_tr.messages import Message, Role
 
 # ChatML wraps every message in <|im_start|>role\n … <|im_end|>\n: about four tokens of framing.
 MESSAGE_OVERHEAD_TOKENS = 4

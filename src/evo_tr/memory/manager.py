@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from evo_tr.config import Settings
 from evo_tr.memory.facts import CapturedFact, capture_facts, question_attributes
 from evo_tr.memory.block import SECTIONS, format_memories, note_line, section_of
-from evo_tr.memory.store import MemoryStore, content_stems, is_relevant
+from evo_tr.memory.store import MemoryStore, is_relevant
 from evo_tr.memory.types import GROUNDING_TYPES, AddResult, Memory, MemoryHit
-from evo_tr.text import normalize
+from evo_tr.text import content_stems, normalize
 
 log = logging.getLogger(__name__)
 

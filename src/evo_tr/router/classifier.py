@@ -13,6 +13,7 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from evo_tr.config import RouterSettings
 from evo_tr.embeddings import Embedder, EmbedderInfo, get_embedder
 from evo_tr.errors import EvoError
 from evo_tr.text import clip_middle, has_letters, normalize
@@ -33,14 +34,17 @@ class Prediction(TypedDict):
     stage: str
 
 
+_DEFAULTS = RouterSettings()  # every router default is defined once, in config.py
+
+
 @dataclass(frozen=True)
 class RouterHyperparams:
     """Training knobs; char n-grams add robustness to typos and missing diacritics."""
 
-    C: float = 100.0
-    ngram_weight: float = 1.0
-    fast_threshold: float = 0.9
-    max_chars: int = 600
+    C: float = _DEFAULTS.C
+    ngram_weight: float = _DEFAULTS.ngram_weight
+    fast_threshold: float = _DEFAULTS.fast_threshold
+    max_chars: int = _DEFAULTS.max_chars
     max_iter: int = 5000
 
 
@@ -71,7 +75,7 @@ class RouterClassifier:
         fast: LogisticRegression,
         tfidf: TfidfVectorizer,
         meta: RouterMeta,
-        threshold: float = 0.7,
+        threshold: float = _DEFAULTS.threshold,
         embedder: Embedder | None = None,
     ) -> None:
         self.clf = clf
@@ -93,7 +97,7 @@ class RouterClassifier:
         texts: list[str],
         intents: list[str],
         hp: RouterHyperparams = RouterHyperparams(),
-        threshold: float = 0.7,
+        threshold: float = _DEFAULTS.threshold,
         embedder: Embedder | None = None,
         version: int = 0,
     ) -> "RouterClassifier":
@@ -159,7 +163,7 @@ class RouterClassifier:
         return folder
 
     @classmethod
-    def load(cls, folder: Path, threshold: float = 0.7, embedder: Embedder | None = None) -> "RouterClassifier":
+    def load(cls, folder: Path, threshold: float = _DEFAULTS.threshold, embedder: Embedder | None = None) -> "RouterClassifier":
         try:
             meta = RouterMeta(**json.loads((folder / META_FILE).read_text(encoding="utf-8")))
             data = np.load(folder / MODEL_FILE, allow_pickle=True)
