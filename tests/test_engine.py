@@ -45,6 +45,7 @@ class RandomLora:
 
 @pytest.fixture(scope="module")
 def random_lora(tmp_path_factory, evo_home) -> RandomLora:
+    import torch
     from peft import LoraConfig, get_peft_model
 
     from evo_tr.experts import base_info
@@ -54,7 +55,12 @@ def random_lora(tmp_path_factory, evo_home) -> RandomLora:
     settings = load_settings(home=evo_home, model=MODEL)
     base = base_info(settings)
     model, _ = load_torch_base(settings, base.name, base.path, base.sha256)
+    torch.manual_seed(0)  # the same adapter every run
     peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    with torch.no_grad():  # default-init B is too weak to move a greedy answer reliably; this one always does
+        for pname, param in peft.named_parameters():
+            if "lora_B" in pname:
+                param.normal_(0.0, 0.2)
     folder = tmp_path_factory.mktemp("lora")
     peft.save_pretrained(folder / "peft")
     export_gguf(folder / "peft", base.path, folder / "adapter.gguf")
