@@ -188,12 +188,30 @@ def test_a_version_that_never_became_live_is_invisible_and_collected(kstore, tmp
     assert kstore.add_file(note).status == "added"
     key = str(note.resolve())
     orphan = kstore.embed(["Plan: Toplantı cuma günü saat üçte."])
-    kstore.collection.upsert(ids=["doc:orphan:0"], documents=["Plan: Toplantı cuma günü saat üçte."], embeddings=orphan,
-                             metadatas=[{"kind": "document", "source": key, "doc_sha": "not-live", "section": "Plan", "line_start": 3, "line_end": 3}])
+    with kstore._writing():  # a write like any other: the search index sees the orphan chunk
+        kstore.collection.upsert(ids=["doc:orphan:0"], documents=["Plan: Toplantı cuma günü saat üçte."], embeddings=orphan,
+                                 metadatas=[{"kind": "document", "source": key, "doc_sha": "not-live", "section": "Plan", "line_start": 3, "line_end": 3}])
+    assert "doc:orphan:0" in kstore._exact_index().ids
     texts = [h.memory.text for h in kstore.search("Toplantı hangi gün?", 10)]
     assert any("salı" in t for t in texts) and not any("cuma" in t for t in texts)
     assert kstore.collect_orphans() == 1 and kstore.passage("doc:orphan:0") is None
     kstore.remove(key)
+
+
+def test_exact_search_matches_chroma_and_follows_writes_of_another_store(kstore, tmp_path):
+    questions = ["Damlaya damlaya göl olur ne demek?", "Çanakkale Savaşı hangi yıl oldu?", "Ağzı kulaklarında deyimi ne anlama gelir?"]
+    exact = [[h.memory.id for h in kstore.search(q, 3)] for q in questions]
+    settings = load_settings()
+    settings.knowledge.exact_search_max = 0  # the same store through Chroma's own query
+    through_chroma = KnowledgeStore(settings, path=kstore.db_path.parent, load_pack_now=False)
+    assert through_chroma._exact_index() is None
+    assert [[h.memory.id for h in through_chroma.search(q, 3)] for q in questions] == exact
+    note = tmp_path / "anahtar.md"
+    note.write_text("# Anahtar\n\nBahçe kapısının anahtarı saksının altında durur.\n", encoding="utf-8")
+    assert through_chroma.add_file(note).status == "added"  # written by the other store
+    assert "saksı" in kstore.search("Bahçe kapısının anahtarı nerede?", 3)[0].memory.text
+    through_chroma.remove(str(note))
+    assert not any("saksı" in h.memory.text for h in kstore.search("Bahçe kapısının anahtarı nerede?", 3))
 
 
 KILL_ADD = """
