@@ -39,7 +39,7 @@ chat: provision
 
 test: setup
 	$(BIN)/evo models pull $(TEST_MODEL)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" --durations=25 $(PYTEST_ARGS)
 
 test-all: setup provision
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -129,6 +129,22 @@ def test_import_reports_bad_lines_by_number_and_keeps_the_rest(store, tmp_path):
     assert {m.id for m in store.all()} == {"m1", "m6"}
 
 
+def test_import_refuses_metadata_of_the_wrong_type_and_the_store_stays_listable(store, tmp_path):
+    store.clear_all()
+    lines = [
+        {"id": "t1", "text": "Kız kardeşimin adı Elif.", "metadata": {"type": "fact", "created_at": 5}},
+        {"id": "t2", "text": "En sevdiğim renk mavi.", "metadata": {"type": "preference", "extra": {"nested": True}}},
+        {"id": "t3", "text": "Her sabah koşuya çıkarım.", "metadata": {"type": "fact", "turn": "üç"}},
+        {"id": "t4", "text": "Bisiklete binmeyi severim.", "metadata": {"type": "preference", "turn": 2, "note": "ok"}},
+    ]
+    path = tmp_path / "typed.jsonl"
+    path.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines), encoding="utf-8")
+    report = store.import_jsonl(path)
+    assert report.imported == 1 and [n for n, _ in report.skipped] == [1, 2, 3]
+    assert "created_at" in report.skipped[0][1] and "nested" in report.skipped[1][1] and "turn" in report.skipped[2][1]
+    assert [(m.id, m.turn, m.extra["note"]) for m in store.all()] == [("t4", 2, "ok")]
+
+
 def test_collection_built_with_another_embedder_is_refused(tmp_path):
     import chromadb
     from chromadb.config import Settings as ChromaSettings

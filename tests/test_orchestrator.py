@@ -87,17 +87,25 @@ def test_sessions_resume_after_a_restart_list_and_delete(engine, tmp_path):
     again.close()
 
 
-def test_prompt_assembly_reports_what_was_trimmed(engine, tmp_path):
-    orch = build(engine, tmp_path, enabled=False, buffer_tokens=100_000, buffer_messages=200)
-    session = orch.new_session()
-    filler = "uzun bir cümle "
-    while engine.count_tokens(filler) < engine.n_ctx // 2:  # each message fills half the window, whatever the tokenizer
-        filler *= 2
-    for i in range(3):
-        run(orch, session.id, f"Message {i}: " + filler)
-    done = of(run(orch, session.id, "Short question?"), Done)[0].stats
-    assert done.dropped_messages > 0 and done.prompt_tokens <= engine.n_ctx - GREEDY.max_tokens
-    orch.close()
+def test_prompt_assembly_reports_what_was_trimmed(tmp_path):
+    from evo_tr.engine import load_engine
+
+    small = load_settings(model=MODEL)
+    small.engine.n_ctx = 1024  # the same policy on a quarter of the window: a quarter of the prompt evaluation
+    engine = load_engine(small)
+    try:
+        orch = build(engine, tmp_path, enabled=False, buffer_tokens=100_000, buffer_messages=200)
+        session = orch.new_session()
+        filler = "uzun bir cümle "
+        while engine.count_tokens(filler) < engine.n_ctx // 2:  # each message fills half the window, whatever the tokenizer
+            filler *= 2
+        for i in range(3):
+            run(orch, session.id, f"Message {i}: " + filler)
+        done = of(run(orch, session.id, "Short question?"), Done)[0].stats
+        assert done.dropped_messages > 0 and done.prompt_tokens <= engine.n_ctx - GREEDY.max_tokens
+        orch.close()
+    finally:
+        engine.close()
 
 
 # -- degradation paths --------------------------------------------------------------------------------

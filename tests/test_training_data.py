@@ -88,6 +88,7 @@ def test_no_text_was_lower_cased_the_non_turkish_way(expert):
     assert bad == []
 
 
+@pytest.mark.slow  # 30 s: a check of the shipped data; the sandbox itself is tested in test_sandbox.py and by the night
 def test_every_python_coder_example_runs_in_the_sandbox():
     data = rows("python_coder")
     for r in data:  # the code the assistant gives (or the user shows) is what the check runs

@@ -656,9 +656,108 @@ def bench_night(settings: Settings, model: str, say: Callable[[str], None]) -> d
     }
 
 
+SERVE_CLIENTS = 4
+SERVE_CONCURRENT_TOKENS = 32
+
+
+def _sse_request(client, body: dict[str, Any]) -> tuple[float | None, dict[str, Any], int]:
+    """One streaming chat request: (client TTFT s, the final chunk's evo object, completion tokens from usage)."""
+    import json
+
+    t0 = time.perf_counter()
+    ttft, evo, tokens = None, {}, 0
+    with client.stream("POST", "/v1/chat/completions", json={**body, "stream": True, "stream_options": {"include_usage": True}}) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            choice = (chunk.get("choices") or [{}])[0]
+            if choice.get("delta", {}).get("content") and ttft is None:
+                ttft = time.perf_counter() - t0
+            evo = chunk.get("evo", evo)
+            tokens = (chunk.get("usage") or {}).get("completion_tokens", tokens)
+    return ttft, evo, tokens
+
+
+def bench_serve(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """`evo serve` on loopback (uvicorn in this process, over real HTTP): streaming TTFT vs the same turn in-process,
+    the server's own cost, and 4 concurrent streaming clients (total tokens/s, queue wait)."""
+    import socket
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    import uvicorn
+
+    from evo_tr.lifecycle import ConversationStore
+    from evo_tr.orchestrator import Done, Orchestrator
+    from evo_tr.serve.app import create_app
+    from evo_tr.serve.state import ServerState
+
+    config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=8)
+    opener, _ = _turn_memory(settings, say)
+    engine = load_engine(settings, model)
+    with tempfile.TemporaryDirectory(prefix="evo-bench-serve-") as tmp:
+        orch = Orchestrator.build(settings, engine, config, model=model, conversations=ConversationStore(Path(tmp) / "conversations.db"),
+                                  memory_opener=opener)
+        state = ServerState(settings, model=model, loader=lambda *_: orch)
+        state.start_loading()
+        state.wait_ready(60)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
+                say(f"serve: streaming TTFT over HTTP vs in-process ({TURN_SAMPLES} prompts, cold KV both ways)")
+                _sse_request(client, {"model": "evo-tr", "messages": [{"role": "user", "content": "Merhaba!"}], "max_tokens": 4})
+                served, inproc, overheads = [], [], []
+                for text in SHORT_PROMPTS[:TURN_SAMPLES]:
+                    engine.reset()
+                    ttft, evo, _ = _sse_request(client, {"model": "evo-tr", "messages": [{"role": "user", "content": text}], "max_tokens": 8,
+                                                         "temperature": 0, "seed": 0})
+                    served.append(1000 * ttft)
+                    overheads.append(1000 * ttft - evo["e2e_ttft_ms"])
+                    engine.reset()
+                    stats = [e for e in orch.turn(None, text, history=[], record=False) if isinstance(e, Done)][0].stats
+                    inproc.append(stats.e2e_ttft_ms)
+                say(f"serve: {SERVE_CLIENTS} concurrent streaming clients x {settings.bench.runs}")
+                waits, rates = [], []
+                for run in range(settings.bench.runs):
+                    bodies = [{"model": "evo-tr", "messages": [{"role": "user", "content": SHORT_PROMPTS[(run * SERVE_CLIENTS + i) % len(SHORT_PROMPTS)]}],
+                               "max_tokens": SERVE_CONCURRENT_TOKENS, "temperature": 0, "seed": 0} for i in range(SERVE_CLIENTS)]
+                    t0 = time.perf_counter()
+                    with ThreadPoolExecutor(SERVE_CLIENTS) as pool:
+                        results = list(pool.map(lambda b: _sse_request(client, b), bodies))
+                    wall = time.perf_counter() - t0
+                    tokens = sum(r[2] for r in results)
+                    rates.append(tokens / wall)
+                    waits += [r[1].get("queue_ms") or 0.0 for r in results]
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+            orch.close()
+    engine.close()
+    return {
+        "serve_ttft_ms_p50": round(p50(served), 1),
+        "serve_inproc_ttft_ms_p50": round(p50(inproc), 1),
+        "serve_vs_inproc_ttft": round(p50(served) / p50(inproc), 3),
+        "serve_overhead_ms_p50": round(p50(overheads), 2),
+        "serve_overhead_ms_p99": round(p99(overheads), 2),
+        "serve_concurrent_clients": SERVE_CLIENTS,
+        "serve_concurrent_tok_s_total": round(p50(rates), 2),
+        "serve_queue_wait_ms_p99": round(p99(waits), 1),
+    }
+
+
 SECTIONS: dict[str, Section] = {
     "engine": bench_engine, "router": bench_router, "memory": bench_memory, "knowledge": bench_knowledge, "experts": bench_experts, "turn": bench_turn,
-    "night": bench_night,
+    "serve": bench_serve, "night": bench_night,
 }
 
 

@@ -25,6 +25,7 @@ from evo_tr.lifecycle.commands import app as logs_app
 from evo_tr.lifecycle.commands import night, report, review, schedule_app
 from evo_tr.knowledge.commands import app as knowledge_app
 from evo_tr.memory.commands import app as memory_app
+from evo_tr.serve.commands import serve as serve_command
 
 # The order a person meets the commands: talking first, then what it remembers and knows, its experts,
 # the night, and setup last (Typer would list plain commands before groups, in registration order).
@@ -80,6 +81,7 @@ data_app.command("review")(review)
 sessions_app = typer.Typer(help="Stored chat sessions: list, show, delete.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
 app.command("train")(train_command)
+app.command("serve")(serve_command)
 
 console = Console()
 err = Console(stderr=True)
@@ -440,7 +442,7 @@ def doctor(as_json: JsonOpt = False) -> None:
 def bench(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory, knowledge, experts, turn, night.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory, knowledge, experts, turn, serve, night.")] = None,
     runs: Annotated[Optional[int], typer.Option(help="Repetitions per figure (medians are reported).")] = None,
     memory_size: Annotated[Optional[int], typer.Option(help="Memories in the store for the search-latency figure (default 10000).")] = None,
 ) -> None:

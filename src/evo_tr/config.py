@@ -199,6 +199,25 @@ class LogSettings(BaseModel):
     max_age_days: float = Field(30.0, gt=0, description="Rotated files older than this are deleted.")
 
 
+API_KEY_ENV = "EVO_API_KEY"  # the server's key; read from the environment only (never from evo.toml, never logged)
+
+
+class ServeSettings(BaseModel):
+    """`evo serve`: the OpenAI-compatible HTTP API. Loopback only unless an API key is set."""
+
+    host: str = Field("127.0.0.1", description="Address to bind; anything but loopback needs an API key.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port.")
+    api_key_file: Path | None = Field(None, description="File holding the API key (the EVO_API_KEY environment variable wins).")
+    cors_origins: list[str] = Field(default_factory=list, description="Browser origins allowed to call the API (CORS is off when empty).")
+    max_body_bytes: int = Field(1_000_000, ge=1_000, description="Larger request bodies get 413 (document uploads: knowledge.max_file_mb).")
+    max_messages: int = Field(256, ge=1, description="Messages one chat request may carry.")
+    max_message_chars: int = Field(100_000, ge=1, description="Characters one message may carry.")
+    max_tokens: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
+    max_inputs: int = Field(256, ge=1, description="Texts one embeddings request may carry.")
+    request_timeout_s: float = Field(300.0, gt=0, description="A generation running longer is stopped (finish_reason 'length', or 504 before the first token).")
+    log_content: bool = Field(False, description="Write message text into the access log (off: only sizes, ids and timings).")
+
+
 class BenchSettings(BaseModel):
     """How many repetitions `evo bench` takes its medians over."""
 
@@ -234,6 +253,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = ChatSettings()
     logs: LogSettings = LogSettings()
     night: NightSettings = NightSettings()
+    serve: ServeSettings = ServeSettings()
     bench: BenchSettings = BenchSettings()
 
     @classmethod

@@ -81,6 +81,11 @@ class Embedder:
         """Normalised vectors for stored documents."""
         return self._embed(texts, self._model.passage)
 
+    def token_count(self, text: str, *, query: bool = True) -> int:
+        """Tokens the model reads for `text` (with its prefix), after the input cap."""
+        with self._lock:
+            return int(self._model.token_count(clip_middle(text, self.max_chars), query))
+
 
 @lru_cache(maxsize=1)
 def get_embedder() -> Embedder:

@@ -68,6 +68,7 @@ class TurnStats:
     e2e_ttft_ms: float | None = None
     total_ms: float = 0.0
     decode_tok_s: float | None = None
+    queue_ms: float | None = None  # waiting in the engine owner's queue for earlier requests
     route_ms: float = 0.0
     recall_ms: float = 0.0
     assemble_ms: float = 0.0

@@ -17,13 +17,14 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
 from evo_tr.config import Settings
 from evo_tr.engine import Engine, GenerationConfig, Message
+from evo_tr.engine.worker import Busy
 from evo_tr.errors import EvoError, reason
 from evo_tr.events import Done, Event, Notice, Prepared, Recalled, Routed, Token, TurnStats  # noqa: F401 (re-exported)
 from evo_tr.knowledge import KnowledgeLink, KnowledgeUnavailable
@@ -231,6 +232,17 @@ class Orchestrator:
                 return self._keep(self.sessions[session_id])
         return self.resume(session_id)
 
+    def named_session(self, session_id: str, title: str = "") -> Session:
+        """The session with exactly this id, created when it does not exist yet: an API client names its
+        sessions itself (a prefix never matches another one, unlike `resume`)."""
+        with self._sessions_lock:
+            if session_id in self.sessions:
+                return self._keep(self.sessions[session_id])
+            if self.conversations.get_session(session_id) is None:
+                self.conversations.create_session(session_id, title=title, model=self.model_name)
+                return self._keep(Session(session_id, self._buffer(), title=title))
+        return self.resume(session_id)
+
     def list_sessions(self, limit: int | None = None) -> list[SessionInfo]:
         return self.conversations.list_sessions(limit or self.settings.chat.sessions_listed)
 
@@ -271,19 +283,32 @@ class Orchestrator:
         name = self.settings.router.experts.get(p["intent"], "base")
         return Routed(p["intent"], float(p["confidence"]), name, name if name in self.engine.adapters() else None, fallback=bool(p["fallback"]))
 
-    def turn(self, session_id: str | None, message: str, *, expert: str | None = None, overrides: dict[str, Any] | None = None) -> Iterator[Event]:
+    def turn(self, session_id: str | None, message: str, *, expert: str | None = None, overrides: dict[str, Any] | None = None,
+             history: Sequence[Message] | None = None, record: bool = True, cancel: threading.Event | None = None) -> Iterator[Event]:
         """Route, recall, assemble, generate and log one message; close the iterator to interrupt (Ctrl-C).
 
         `overrides` change this turn's sampling only (temperature, top_p, top_k, max_tokens, stop, seed,
         repeat_penalty), as an API request passes them.
+
+        `history` is a conversation the caller owns (an OpenAI client sends the whole of it with every
+        request): it is the prompt's history instead of the session's, never added to. Its leading system
+        messages follow the expert's system prompt. `record=False` (a stateless API request: no session id)
+        keeps nothing: no conversation log, no memory write, no captured fact; routing and recall still run.
+        Raises `Busy` when the engine's queue is full (nothing of the turn is kept then). Setting `cancel`
+        (from any thread: a dropped HTTP client, a time limit) stops the answer at the next token; the turn
+        still ends with Done, marked interrupted.
         """
         if not isinstance(message, str) or not message.strip():
             raise EvoError("The message is empty.", "Type some text.")
         if expert is not None:
             self.check_expert(expert)
         config = self.config_for(overrides)
-        session = self.session(session_id)
-        return self._turn(session, message.strip(), expert, config=config)
+        if record:
+            session = self.session(session_id) if history is None or session_id is None else self.named_session(session_id)
+        else:
+            session = Session("", self._buffer())  # nothing outlives the request
+        external = None if history is None else list(history)
+        return self._turn(session, message.strip(), expert, config=config, history=external, record=record, cancel=cancel)
 
     def config_for(self, overrides: dict[str, Any] | None) -> GenerationConfig:
         """The orchestrator's sampling settings with per-request overrides (None values keep the setting)."""
@@ -329,7 +354,7 @@ class Orchestrator:
         session = self.session(session_id)
         with session.lock:
             stats = TurnStats(session.id, session.turns + 1)
-            return _drain(self._assemble(session, stats, message.strip(), expert, time.perf_counter(), self.config, capture=False))
+            return _drain(self._assemble(session, stats, message.strip(), expert, time.perf_counter(), self.config, capture=False, history=None))
 
     def replay(self, session_id: str | None, message: str, answer: str, *, expert: str | None = None) -> TurnStats:
         """Record a turn whose answer is given instead of generated, through the same path as a chat turn
@@ -338,13 +363,16 @@ class Orchestrator:
         with session.lock:
             t0 = time.perf_counter()
             stats = self._begin(session, message.strip(), implicit=True)
-            prepared = _drain(self._assemble(session, stats, message.strip(), expert, t0, self.config))
+            prepared = _drain(self._assemble(session, stats, message.strip(), expert, t0, self.config, history=None))
             stats.finish_reason = stats.finish_reason or "stop"
             return self._finish(session, stats, message.strip(), answer, prepared.context, t0)
 
-    def _begin(self, session: Session, text: str, *, implicit: bool) -> TurnStats:
+    def _begin(self, session: Session, text: str, *, implicit: bool, history: list[Message] | None = None, record: bool = True) -> TurnStats:
+        if not record:
+            return TurnStats(session.id, 0)
+        previous = session.buffer.messages if history is None else history
         if implicit and session.turns:
-            self._implicit_feedback(session, text)
+            self._implicit_feedback(session, text, previous)
         session.turns += 1
         if not session.title:
             session.title = text.replace("\n", " ")[:TITLE_CHARS]
@@ -353,6 +381,7 @@ class Orchestrator:
 
     def _assemble(
         self, session: Session, stats: TurnStats, text: str, expert: str | None, t0: float, config: GenerationConfig, *, capture: bool = True,
+        history: list[Message] | None,
     ) -> Iterator[Event]:
         """Route, recall and fit the prompt, yielding Routed, Notice and Recalled; returns the Prepared prompt."""
         routed = self.route(session, text, expert)
@@ -369,8 +398,17 @@ class Orchestrator:
 
         t1 = time.perf_counter()
         system = Message("system", self.settings.prompt_for(routed.expert))
+        past = session.history
+        if history is not None:  # the caller's conversation: its opening system messages follow the expert's
+            lead = 0
+            while lead < len(history) and history[lead].role == "system":
+                lead += 1
+            if lead:
+                system = Message("system", "\n\n".join([system.content, *(m.content for m in history[:lead])]))
+            past = history[lead:]
         current = Message("user", text)
-        recall, captured, notices = self._recall(session, stats, text, routed, system, current, config, capture=capture)
+        recall, captured, notices = self._recall(session, stats, text, routed, system, current, config, capture=capture,
+                                                 in_history=session.in_history() if history is None else set())
         stats.recall_ms = _ms(t1)
         for notice in notices:
             yield self._notice(stats, notice)
@@ -379,7 +417,7 @@ class Orchestrator:
         t2 = time.perf_counter()
         context = [Message("system", recall.block)] if recall.block else []
         try:
-            fitted = fit(self.engine, [system, *session.history, current], reserve=config.max_tokens, context=context)
+            fitted = fit(self.engine, [system, *past, current], reserve=config.max_tokens, context=context)
         except EvoError as exc:  # e.g. a system prompt larger than the context: this turn fails, the session goes on
             stats.error = exc.message
             stats.finish_reason = "error"
@@ -399,16 +437,19 @@ class Orchestrator:
         stats.assemble_ms = _ms(t2)
         return Prepared(routed, recall, fitted.messages, stats.memory_block)
 
-    def _turn(self, session: Session, text: str, expert: str | None, *, implicit: bool = True, config: GenerationConfig) -> Iterator[Event]:
+    def _turn(self, session: Session, text: str, expert: str | None, *, implicit: bool = True, config: GenerationConfig,
+              history: list[Message] | None = None, record: bool = True, cancel: threading.Event | None = None) -> Iterator[Event]:
         with session.lock:  # released when the turn ends or its consumer closes it
-            yield from self._locked_turn(session, text, expert, implicit, config)
+            yield from self._locked_turn(session, text, expert, implicit, config, history, record, cancel)
 
-    def _locked_turn(self, session: Session, text: str, expert: str | None, implicit: bool, config: GenerationConfig) -> Iterator[Event]:
+    def _locked_turn(self, session: Session, text: str, expert: str | None, implicit: bool, config: GenerationConfig,
+                     history: list[Message] | None, record: bool, cancel: threading.Event | None = None) -> Iterator[Event]:
         t0 = time.perf_counter()
-        stats = self._begin(session, text, implicit=implicit)
-        prepared = yield from self._assemble(session, stats, text, expert, t0, config)
+        stats = self._begin(session, text, implicit=implicit, history=history, record=record)
+        prepared = yield from self._assemble(session, stats, text, expert, t0, config, capture=record, history=history)
+        keep = {"history": history is None, "record": record}
         if not prepared.messages:
-            yield Done(self._finish(session, stats, text, "", "", t0))
+            yield Done(self._finish(session, stats, text, "", "", t0, **keep))
             return
         sent_context = prepared.context
         session.last_prompt = prepared.messages
@@ -416,28 +457,39 @@ class Orchestrator:
         answer = ""
         completion = None
         try:
-            completion = self.engine.chat_stream(prepared.messages, config, adapter=prepared.routed.adapter, cache_key=session.id)
+            try:
+                completion = self.engine.chat_stream(prepared.messages, config, adapter=prepared.routed.adapter, cache_key=session.id or None)
+            except Busy:  # nothing was generated: the turn never happened, the caller says "try again"
+                if record:
+                    session.turns -= 1
+                raise
             for piece in completion:
                 if stats.e2e_ttft_ms is None:
                     stats.e2e_ttft_ms = _ms(t0)
                 answer += piece
                 yield Token(piece)
+                if cancel is not None and cancel.is_set():
+                    completion.close()  # the engine stops at its next token
+                    stats.finish_reason = "interrupted"
+                    break
         except (GeneratorExit, KeyboardInterrupt):  # stream closed by the consumer (Ctrl-C, a dropped client) or Ctrl-C here
             if completion is not None:
                 completion.close()
             stats.finish_reason = "interrupted"
-            self._finish(session, stats, text, answer, sent_context, t0, completion)
+            self._finish(session, stats, text, answer, sent_context, t0, completion, **keep)
+            raise
+        except Busy:
             raise
         except Exception as exc:  # a generation error ends this turn only
             log.exception("generation failed")
             stats.error = reason(exc)
             stats.finish_reason = "error"
             yield self._notice(stats, Notice("generation", f"the answer failed: {stats.error}"))
-        yield Done(self._finish(session, stats, text, answer, sent_context, t0, completion))
+        yield Done(self._finish(session, stats, text, answer, sent_context, t0, completion, **keep))
 
-    def _implicit_feedback(self, session: Session, text: str) -> None:
+    def _implicit_feedback(self, session: Session, text: str, history: Sequence[Message]) -> None:
         """The user says the last answer was wrong, or asks the same thing again: recorded for the night."""
-        previous = next((m.content for m in reversed(session.buffer.messages) if m.role == "user"), None)
+        previous = next((m.content for m in reversed(history) if m.role == "user"), None)
         signal = implicit_feedback(text, previous)
         if signal is None:
             return
@@ -447,7 +499,7 @@ class Orchestrator:
             log.warning("could not record implicit feedback: %s", exc)
 
     def _recall(self, session: Session, stats: TurnStats, text: str, routed: Routed, system: Message, current: Message,
-                config: GenerationConfig, *, capture: bool = True):
+                config: GenerationConfig, *, capture: bool = True, in_history: set[str] = frozenset()):
         """Capture stated facts, retrieve memories and reference passages; a store that fails costs only its part
         of the context (memory writes are queued), never the answer."""
         notices: list[Notice] = []
@@ -462,7 +514,7 @@ class Orchestrator:
                 captured = manager.observe(text, session=session.id, turn=session.turns) if capture else []
                 recall = manager.recall(
                     text, room, exclude=[c.fact.text for c in captured], about_conversation=asks_about_conversation(text),
-                    session=session.id, touch=False, skip_ids=session.in_history(), knowledge=passages, knowledge_top_k=k,
+                    session=session.id, touch=False, skip_ids=in_history, knowledge=passages, knowledge_top_k=k,
                 )
         except Exception as exc:  # a broken or locked store must never cost the user their answer
             if not isinstance(exc, MemoryUnavailable):
@@ -506,19 +558,28 @@ class Orchestrator:
         stats.notices.append(f"{notice.kind}: {notice.text}")
         return notice
 
-    def _finish(self, session: Session, stats: TurnStats, text: str, answer: str, context: str, t0: float, completion=None) -> TurnStats:
-        """History, conversation log and (queued) memory write; an interrupted answer is kept and marked."""
+    def _finish(self, session: Session, stats: TurnStats, text: str, answer: str, context: str, t0: float, completion=None, *,
+                history: bool = True, record: bool = True) -> TurnStats:
+        """History, conversation log and (queued) memory write; an interrupted answer is kept and marked.
+
+        `history=False`: the caller owns the conversation (nothing is added to the session's buffer);
+        `record=False`: nothing is logged or written to memory either.
+        """
         t3 = time.perf_counter()
         if completion is not None:
             s = completion.stats
             stats.prompt_tokens, stats.completion_tokens = s.prompt_tokens, s.completion_tokens
+            stats.queue_ms = round(1000 * s.queued_s, 2) if s.queued_s is not None else None
             stats.ttft_ms = round(1000 * s.ttft_s, 2) if s.ttft_s is not None else None
             stats.decode_tok_s = round(s.decode_tok_s, 2) if s.decode_tok_s else None
             if stats.finish_reason is None:
                 stats.finish_reason = s.finish_reason
         stats.answer = answer
         stats.total_ms = _ms(t0)
-        if stats.finish_reason != "error" or answer:
+        if not record:
+            stats.log_ms = _ms(t3)
+            return stats
+        if history and (stats.finish_reason != "error" or answer):
             if context:
                 session.buffer.add("system", context)
                 session.injected.update({mid: context for mid in stats.memory_ids})

@@ -54,6 +54,20 @@ class _Call:
 
 
 _STOP = object()
+CANCEL_WAIT_S = 30.0  # a cancelled generation stops within one token; this only bounds a stuck backend
+
+
+def _wait_done(out: queue.SimpleQueue, timeout: float) -> None:
+    """Discard what a cancelled request still produces until the worker says it is done."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kind, _ = out.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            log.warning("a cancelled generation did not stop within %.0f s", timeout)
+            return
+        if kind in (_DONE, _ERROR):
+            return
 
 
 class EngineWorker:
@@ -99,23 +113,33 @@ class EngineWorker:
             ) from None
 
     def _stream(self, request: _Generate) -> Iterator[str]:
-        """The caller's side: pieces as they come; closing it (or leaving the loop) cancels the request."""
+        """The caller's side: pieces as they come; closing it (or leaving the loop) cancels the request.
+
+        A request cancelled while generating is waited for (the worker stops within one token): when close()
+        returns, the engine is free and the stats count what was generated. One still in the queue is not.
+        """
+        started = done = False
         try:
             while True:
                 kind, value = request.out.get()
                 if kind == _STARTED:
+                    started = True
                     request.stats.handoff_s = time.perf_counter() - request.submitted
                 elif kind == _TEXT:
                     yield value
                 elif kind == _DONE:
+                    done = True
                     return
                 else:
+                    done = True
                     raise value
         finally:
             if not request.cancelled.is_set() and request.stats.finish_reason is None:
                 request.pieces_at_cancel = request.pieces
                 request.cancelled.set()  # the consumer stopped early: the worker stops at the next token
                 request.stats.finish_reason = "interrupted"
+            if started and not done:
+                _wait_done(request.out, CANCEL_WAIT_S)
 
     # -- the owner thread ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -160,6 +184,11 @@ class EngineWorker:
         except BaseException as exc:  # the caller's turn fails with it; the worker goes on
             log.warning("generation failed: %s", exc)
             request.out.put((_ERROR, exc))
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting (not counting the one generating)."""
+        return self._queue.qsize()
 
     def close(self) -> None:
         if self._closed:
@@ -212,6 +241,10 @@ class OwnedEngine(Engine):
 
     def call(self, fn: Callable[[Engine], Any]) -> Any:
         return self.worker.call(fn)
+
+    @property
+    def queue_depth(self) -> int:
+        return self.worker.queue_depth
 
     def attach_adapter(self, version: AdapterLike) -> None:
         self.worker.call(lambda e: e.attach_adapter(version))

@@ -10,7 +10,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from evo_tr.chroma import EMBED_MODE, ChromaCollection, WriterLock, _register_em
 from evo_tr.errors import EvoError
 from evo_tr.memory.facts import attribute_of, question_attributes
 from evo_tr.memory.types import (
-    EXCHANGE_ASSISTANT, EXCHANGE_USER, GROUNDING_TYPES, MEMORY_TYPES, AddResult, Memory, MemoryHit, MemoryStats, utc_now,
+    CORE_KEYS, EXCHANGE_ASSISTANT, EXCHANGE_USER, GROUNDING_TYPES, MEMORY_TYPES, AddResult, Memory, MemoryHit, MemoryStats, utc_now,
 )
 from evo_tr.text import STOPWORDS, clip_middle, content_stems, has_letters, normalize, stem_coverage  # noqa: F401 (re-exported)
 
@@ -557,6 +557,7 @@ class MemoryStore(ChromaCollection):
             raise ValueError("'metadata' must be an object")
         text = validate_text(text if isinstance(text, str) else "", self.cfg)
         _check_type(meta.get("type", "fact"))
+        _check_metadata(meta)
         now = utc_now()
         memory = Memory.from_record(str(record.get("id") or uuid.uuid4().hex), text, meta)
         memory = replace(
@@ -568,6 +569,23 @@ class MemoryStore(ChromaCollection):
         )
         _fill_provenance(memory)  # an export of an earlier version: the same tags the migration gives
         return memory
+
+
+_INT_KEYS = frozenset(f.name for f in fields(Memory) if f.type == "int")
+
+
+def _check_metadata(meta: dict[str, Any]) -> None:
+    """An imported record's metadata must have the types the store writes: a `created_at` of 5 or a nested
+    object would be stored and break every later listing, or be refused by Chroma halfway through a batch."""
+    for key, value in meta.items():
+        if key in _INT_KEYS:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"metadata {key!r} must be a whole number, not {value!r}")
+        elif key in CORE_KEYS:
+            if not isinstance(value, str):
+                raise ValueError(f"metadata {key!r} must be text, not {value!r}")
+        elif not isinstance(value, (str, int, float, bool)):
+            raise ValueError(f"metadata {key!r} must be text, a number or true/false (nested values are not stored)")
 
 
 def _fill_provenance(m: Memory) -> None:

@@ -1,0 +1,144 @@
+"""The FastAPI application: middleware (API key, body limit, access log and metrics), `/health`, `/metrics`,
+the OpenAI endpoints (openai_api.py) and EVO's own (evo_api.py).
+
+Middleware is plain ASGI so a streamed answer passes through it untouched, chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from evo_tr import __version__
+from evo_tr.serve import errors, evo_api, openai_api
+from evo_tr.serve.errors import ERROR_RESPONSES, error_response
+from evo_tr.serve.metrics import CONTENT_TYPE
+from evo_tr.serve.state import ServerState
+
+access = logging.getLogger("evo_tr.serve.access")
+
+UPLOAD_PATHS = ("/v1/evo/knowledge/documents", "/v1/evo/memories/import")
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    error: str | None = None
+    uptime_s: float
+
+
+def _json_error(status: int, message: str, code: str, headers: dict[str, str] | None = None):
+    return error_response(status, message, code, headers=headers)
+
+
+class Gatekeeper:
+    """API key (when one is set: every endpoint, compared in constant time), body size limit (413), access
+    log line (JSON lines; no message text unless serve.log_content) and request metrics."""
+
+    def __init__(self, app, state: ServerState) -> None:
+        self.app, self.state = app, state
+        self.key = state.api_key.encode() if state.api_key else None
+        kcfg = state.settings
+        self.limit = kcfg.serve.max_body_bytes
+        self.upload_limit = int(kcfg.knowledge.max_file_mb * 1_000_000) + 100_000
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        path = scope.get("path", "")
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        status_holder = {"status": 500}
+        scope.setdefault("state", {})["evo"] = {}
+
+        async def send_logged(message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+            await send(message)
+
+        try:
+            if self.key is not None and scope.get("method") != "OPTIONS":
+                given = headers.get("authorization", b"")
+                token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
+                if not token or not hmac.compare_digest(token, self.key):
+                    why = "No API key sent" if not token else "Wrong API key"
+                    await _json_error(401, f"{why}: send `Authorization: Bearer KEY` with the key the server was started with.",
+                                      "invalid_api_key", {"WWW-Authenticate": "Bearer"})(scope, receive, send_logged)
+                    return
+            limit = self.upload_limit if path in UPLOAD_PATHS else self.limit
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                await _json_error(413, f"The body has {int(length)} bytes; this endpoint takes at most {limit}.", "body_too_large")(
+                    scope, receive, send_logged)
+                return
+            received = 0
+
+            async def limited_receive():
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        raise _TooLarge()
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_logged)
+            except _TooLarge:
+                await _json_error(413, f"The body is larger than {limit} bytes.", "body_too_large")(scope, receive, send_logged)
+        finally:
+            self._record(scope, path, status_holder["status"], time.perf_counter() - t0)
+
+    def _record(self, scope, path: str, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or ("unmatched" if status == 404 else path)
+        m = self.state.metrics
+        m.requests.labels(scope.get("method", ""), template, str(status)).inc()
+        m.duration.labels(template).observe(seconds)
+        extra: dict[str, Any] = {"event": "http", "method": scope.get("method"), "path": path, "status": status,
+                                 "duration_ms": round(1000 * seconds, 2), "client": (scope.get("client") or ("", 0))[0]}
+        info = scope.get("state", {}).get("evo", {})
+        if not self.state.settings.serve.log_content:
+            info = {k: v for k, v in info.items() if k != "content"}
+        extra.update(info)
+        access.info("%s %s %s", scope.get("method"), path, status, extra=extra)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(state: ServerState) -> FastAPI:
+    app = FastAPI(
+        title="EVO-TR", version=__version__,
+        description="A local, private, Turkish-first assistant behind an OpenAI-compatible API (plus EVO's own endpoints under /v1/evo).",
+        responses=ERROR_RESPONSES,
+    )
+    app.state.evo = state
+    errors.install(app)
+
+    @app.get("/health", response_model=Health, tags=["server"], summary="loading, ready or failed (answers at once)")
+    def health() -> Any:
+        body = Health(**state.describe())
+        return JSONResponse(body.model_dump(), status_code=503 if state.status == "failed" else 200)
+
+    @app.get("/metrics", tags=["server"], summary="Prometheus metrics (text format)",
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    def metrics() -> Response:
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    app.include_router(openai_api.router)
+    app.include_router(evo_api.router)
+    if state.settings.serve.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=state.settings.serve.cors_origins, allow_methods=["*"],
+                           allow_headers=["Authorization", "Content-Type", "X-Session-Id"])
+    app.add_middleware(Gatekeeper, state=state)
+    return app
