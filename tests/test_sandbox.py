@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from evo_tr.experts.evaluate import extract_code
 from evo_tr.sandbox import SandboxLimits, run_python
 
@@ -45,6 +47,7 @@ def test_file_size_limit_and_private_working_directory():
     assert "evo-sandbox-" in where.stdout
 
 
+@pytest.mark.slow  # 25 s; make test keeps `evo eval python` on base + adapter (test_experts.py)
 def test_eval_python_cli_runs_humaneval_problems_in_the_sandbox_with_one_or_two_workers():
     out = run_json("eval", "python", "--adapter", "none", "--limit", "3", "--json", timeout=600)
     assert out["benchmark"] == "humaneval" and out["problems"] == 3 and out["workers"] == 1

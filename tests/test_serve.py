@@ -376,6 +376,21 @@ def test_a_client_that_disconnects_frees_the_engine(small_queue):
     assert row["finish_reason"] == "interrupted" and row["completion_tokens"] < 100
 
 
+def test_a_non_streaming_client_that_disconnects_frees_the_engine(small_queue):
+    with small_queue.http() as http:
+        idle = max(_ttft(http, "Tell me about dogs.") for _ in range(2))
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes the connection while the answer is computed
+            http.post("/v1/chat/completions", headers={"X-Session-Id": "gave-up"}, timeout=1.0,
+                      json={"model": "evo-tr/base", "messages": [{"role": "user", "content": "Write a very long story about a ship."}],
+                            "max_tokens": 500, "temperature": 0})
+        time.sleep(0.6)  # the server notices within its poll interval and one token
+        after = _ttft(http, "Tell me about dogs.")
+    assert after <= 2 * idle, (after, idle)
+    with small_queue.db() as db:
+        row = db.execute("SELECT finish_reason, total_ms FROM turns WHERE session_id = 'gave-up'").fetchone()
+    assert row["finish_reason"] == "interrupted" and row["total_ms"] < 3000  # stopped soon after the client left, not at the 4 s limit
+
+
 def test_a_request_past_the_time_limit_stops_with_length(small_queue):
     with small_queue.http() as http:
         t0 = time.perf_counter()
@@ -417,7 +432,7 @@ def _schemathesis(server: Server, cwd: Path, examples: int) -> None:
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(server, tmp_path):
     """Last in this file: it deletes and imports whatever it likes on the main server."""
-    _schemathesis(server, tmp_path, examples=10)
+    _schemathesis(server, tmp_path, examples=5)
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["openai"])
 
 _EVENT, _END, _ERROR = "event", "end", "error"
+DISCONNECT_POLL_S = 0.25  # a client that left while its answer is computed (non-streaming, or before the first token)
 SSE_RESPONSE = {200: {"description": "A chat.completion, or with stream=true a text/event-stream of chat.completion.chunk events ending in `data: [DONE]`.",
                       "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 
@@ -78,6 +79,7 @@ class TurnRunner:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.cancel = threading.Event()
+        self._next_check = 0.0
         self._start_turn = start_turn
         threading.Thread(target=self._run, name="evo-serve-turn", daemon=True).start()
 
@@ -93,17 +95,24 @@ class TurnRunner:
         else:
             self._push((_END, None))
 
-    async def next(self, deadline: float):
-        """The next (kind, value); past the deadline the turn is cancelled and waits for its Done."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or self.cancel.is_set():
-            self.cancel.set()
-            return await self.queue.get()
-        try:
-            return await asyncio.wait_for(self.queue.get(), remaining)
-        except asyncio.TimeoutError:
-            self.cancel.set()
-            return await self.queue.get()
+    async def next(self, deadline: float, request: Request | None = None):
+        """The next (kind, value). Past the deadline, or once the client has gone (checked every
+        DISCONNECT_POLL_S while waiting), the turn is cancelled and this waits for its Done."""
+        while not self.cancel.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if request is not None and now >= self._next_check:  # tokens may keep coming: check by time, not by silence
+                self._next_check = now + DISCONNECT_POLL_S
+                if await request.is_disconnected():
+                    log.info("client went away: the answer stops at the next token")
+                    break
+            try:
+                return await asyncio.wait_for(self.queue.get(), min(deadline - now, DISCONNECT_POLL_S))
+            except asyncio.TimeoutError:
+                continue
+        self.cancel.set()
+        return await self.queue.get()
 
 
 def _check(body: ChatCompletionRequest, state: ServerState, session_header: str | None) -> dict[str, Any]:
@@ -193,7 +202,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
     done: TurnStats | None = None
     try:
         while True:
-            kind, value = await runner.next(deadline)
+            kind, value = await runner.next(deadline, request)
             if kind == _ERROR:
                 _raise_for(value, state)
             if kind == _END:
@@ -226,7 +235,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
         try:
             text = "".join(first)
             while done is None:
-                kind, value = await runner.next(deadline)
+                kind, value = await runner.next(deadline, request)
                 if kind == _ERROR:
                     _raise_for(value, state)
                 if kind == _END:
