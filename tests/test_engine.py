@@ -7,8 +7,7 @@ and stop strings, the tokenizer, adapters attached as registered versions, and p
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 
@@ -33,38 +32,17 @@ def backend_engine(request, evo_home):
     eng.close()
 
 
-@dataclass(frozen=True)
-class RandomLora:
-    """A random-init LoRA (r=8, q/v) in both formats, in the shape backends take registered versions."""
-
-    expert: str
-    gguf: Path
-    peft: Path
-    scale: float = 1.0
-
-
 @pytest.fixture(scope="module")
-def random_lora(tmp_path_factory, evo_home) -> RandomLora:
-    import torch
-    from peft import LoraConfig, get_peft_model
-
+def random_lora(tmp_path_factory, evo_home):
+    """A random LoRA strong enough to move a greedy answer on every backend, the same every run."""
     from evo_tr.experts import base_info
-    from evo_tr.experts.export import export_gguf
+    from evo_tr.experts.export import random_lora
     from evo_tr.experts.train import load_torch_base
 
     settings = load_settings(home=evo_home, model=MODEL)
     base = base_info(settings)
     model, _ = load_torch_base(settings, base.name, base.path, base.sha256)
-    torch.manual_seed(0)  # the same adapter every run
-    peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    with torch.no_grad():  # default-init B is too weak to move a greedy answer reliably; this one always does
-        for pname, param in peft.named_parameters():
-            if "lora_B" in pname:
-                param.normal_(0.0, 0.2)
-    folder = tmp_path_factory.mktemp("lora")
-    peft.save_pretrained(folder / "peft")
-    export_gguf(folder / "peft", base.path, folder / "adapter.gguf")
-    return RandomLora("noise", folder / "adapter.gguf", folder / "peft")
+    return random_lora(model, base.path, tmp_path_factory.mktemp("lora"), expert="noise", seed=0, b_std=0.2)
 
 
 # -- the contract, per backend ----------------------------------------------------------------

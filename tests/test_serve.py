@@ -90,23 +90,16 @@ def stop(server: Server) -> None:
 def register_random_adapter(home: Path, expert: str, torch_home: Path) -> None:
     """A random-init LoRA for the test model, registered and activated like a trained one (r=8, q/v). The torch
     copy of the base comes from `torch_home` (the session's test home converts it once)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
     from evo_tr.config import load_settings
     from evo_tr.experts import base_info, registry
-    from evo_tr.experts.export import export_gguf
-    from evo_tr.experts.registry import GGUF_NAME, PEFT_DIR
+    from evo_tr.experts.export import random_lora
     from evo_tr.experts.train import load_torch_base
 
     settings = load_settings(home=home, model=MODEL)
     base = base_info(settings)
     model, _ = load_torch_base(load_settings(home=torch_home, model=MODEL), base.name, base.path, base.sha256)
-    torch.manual_seed(1)
-    peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     staging = home / f"staging-{expert}"
-    peft.save_pretrained(staging / PEFT_DIR)
-    export_gguf(staging / PEFT_DIR, base.path, staging / GGUF_NAME)
+    random_lora(model, base.path, staging, expert=expert, seed=1)
     registry(settings).register(expert, staging, {"base": {"name": base.name, "sha256": base.sha256}, "command": "test: random LoRA"})
 
 

@@ -11,7 +11,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from evo_tr.config import Settings
@@ -413,31 +414,19 @@ def _bench_adapter(settings: Settings, engine, model: str, say: Callable[[str], 
     attached, _ = attach_active_adapters(engine, settings, base)
     if attached:
         return attached[0].expert, f"active {attached[0].expert} {attached[0].tag}"
-    path = settings.home / "bench" / f"lora-random-{model}.gguf"
-    if not path.is_file():
-        say("experts: making a random-init LoRA (r=8, q/v) for the speed figures")
-        from peft import LoraConfig, get_peft_model
+    from evo_tr.experts.export import LoraFiles
+    from evo_tr.experts.registry import GGUF_NAME, PEFT_DIR
 
-        from evo_tr.experts.export import export_gguf
+    folder = settings.home / "bench" / f"lora-random-{model}"
+    if not (folder / GGUF_NAME).is_file():
+        say("experts: making a random-init LoRA (r=8, q/v) for the speed figures")
+        from evo_tr.experts.export import random_lora
         from evo_tr.experts.train import load_torch_base
 
         torch_model, _ = load_torch_base(settings, base.name, base.path, base.sha256, say)
-        peft = get_peft_model(torch_model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-        folder = path.with_suffix("")
-        peft.save_pretrained(folder)
-        export_gguf(folder, base.path, path)
-    engine.attach_adapter(_BenchAdapter("bench", path, path.with_suffix("")))
+        random_lora(torch_model, base.path, folder)
+    engine.attach_adapter(LoraFiles("bench", folder / GGUF_NAME, folder / PEFT_DIR))
     return "bench", "random-init LoRA r=8 q,v"
-
-
-@dataclass(frozen=True)
-class _BenchAdapter:
-    """A random-init LoRA that is not in the registry, in the shape engines take adapter versions."""
-
-    expert: str
-    gguf: Path
-    peft: Path
-    scale: float = 1.0
 
 
 def bench_experts(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
@@ -540,18 +529,35 @@ def _turn_memory(settings: Settings, say: Callable[[str], None]):
     return lambda s, count: MemoryManager(MemoryStore(mem_settings, path=path), mem_settings, count), store.count()
 
 
-def bench_turn(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
-    """The orchestrator's own cost per turn, its TTFT vs the bare engine on the same prompt, and follow-up TTFT growth."""
+@contextmanager
+def _bench_orchestrator(settings: Settings, model: str, say: Callable[[str], None]):
+    """The orchestrator as chat builds it, on the kept 1,000-memory store and a throwaway conversation log, greedy
+    with 8-token answers: yields (orchestrator, engine, memories in the store); both are closed afterwards."""
     from evo_tr.lifecycle import ConversationStore
-    from evo_tr.orchestrator import Done, Orchestrator
+    from evo_tr.orchestrator import Orchestrator
 
     config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=8)
     opener, memories = _turn_memory(settings, say)
     engine = load_engine(settings, model)
-    with tempfile.TemporaryDirectory(prefix="evo-bench-turn-") as tmp:
-        orch = Orchestrator.build(
-            settings, engine, config, model=model, conversations=ConversationStore(Path(tmp) / "conversations.db"), memory_opener=opener,
-        )
+    try:
+        with tempfile.TemporaryDirectory(prefix="evo-bench-turn-") as tmp:
+            orch = Orchestrator.build(
+                settings, engine, config, model=model, conversations=ConversationStore(Path(tmp) / "conversations.db"), memory_opener=opener,
+            )
+            try:
+                yield orch, engine, memories
+            finally:
+                orch.close()
+    finally:
+        engine.close()
+
+
+def bench_turn(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """The orchestrator's own cost per turn, its TTFT vs the bare engine on the same prompt, and follow-up TTFT growth."""
+    from evo_tr.orchestrator import Done
+
+    with _bench_orchestrator(settings, model, say) as (orch, engine, memories):
+        config = orch.config
 
         def turn(session_id: str | None, text: str) -> Any:
             stats = [e for e in orch.turn(session_id, text) if isinstance(e, Done)][0].stats
@@ -592,8 +598,6 @@ def bench_turn(settings: Settings, model: str, say: Callable[[str], None]) -> di
                 experts.add(stats.expert)
             series.append(ttfts)
         history_tokens = engine.count_messages(orch.sessions[session.id].history)
-        orch.close()
-    engine.close()
     e2e_p50, raw_p50 = p50(e2e), p50(raw)
     first, last = p50(t[0] for t in series), p50(t[-1] for t in series)
     return {
@@ -690,17 +694,11 @@ def bench_serve(settings: Settings, model: str, say: Callable[[str], None]) -> d
     import httpx
     import uvicorn
 
-    from evo_tr.lifecycle import ConversationStore
-    from evo_tr.orchestrator import Done, Orchestrator
+    from evo_tr.orchestrator import Done
     from evo_tr.serve.app import create_app
     from evo_tr.serve.state import ServerState
 
-    config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=8)
-    opener, _ = _turn_memory(settings, say)
-    engine = load_engine(settings, model)
-    with tempfile.TemporaryDirectory(prefix="evo-bench-serve-") as tmp:
-        orch = Orchestrator.build(settings, engine, config, model=model, conversations=ConversationStore(Path(tmp) / "conversations.db"),
-                                  memory_opener=opener)
+    with _bench_orchestrator(settings, model, say) as (orch, engine, _):
         state = ServerState(settings, model=model, loader=lambda *_: orch)
         state.start_loading()
         state.wait_ready(60)
@@ -741,8 +739,6 @@ def bench_serve(settings: Settings, model: str, say: Callable[[str], None]) -> d
         finally:
             server.should_exit = True
             thread.join(timeout=30)
-            orch.close()
-    engine.close()
     return {
         "serve_ttft_ms_p50": round(p50(served), 1),
         "serve_inproc_ttft_ms_p50": round(p50(inproc), 1),

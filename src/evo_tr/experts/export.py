@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,39 @@ def export_gguf(peft_dir: Path, base_gguf: Path, out_path: Path) -> Path:
     writer.close()
     tmp.replace(out_path)
     return out_path
+
+
+@dataclass(frozen=True)
+class LoraFiles:
+    """An adapter outside the registry (a random-init LoRA), in the shape engines take registered versions."""
+
+    expert: str
+    gguf: Path
+    peft: Path
+    scale: float = 1.0
+
+
+def random_lora(torch_model, base_gguf: Path, folder: Path, *, expert: str = "random", seed: int | None = None,
+                b_std: float | None = None) -> LoraFiles:
+    """A random-init LoRA (r=8, alpha 16, q/v projections) saved as `folder/peft` and exported to `folder/adapter.gguf`:
+    the layout a registry version has, for speed figures and tests where what it learnt does not matter.
+
+    `seed` makes it the same every time; `b_std` redraws lora_B from N(0, b_std): PEFT's own init of B is too weak
+    to move a greedy answer reliably, N(0, 0.2) always does (SmolLM2 and Qwen). `torch_model` gets the LoRA layers.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from evo_tr.experts.registry import GGUF_NAME, PEFT_DIR
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    peft = get_peft_model(torch_model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    if b_std is not None:
+        with torch.no_grad():
+            for name, param in peft.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0.0, b_std)
+    peft.save_pretrained(folder / PEFT_DIR)
+    export_gguf(folder / PEFT_DIR, base_gguf, folder / GGUF_NAME)
+    return LoraFiles(expert, folder / GGUF_NAME, folder / PEFT_DIR)

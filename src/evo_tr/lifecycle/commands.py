@@ -123,8 +123,11 @@ def report(
     """Show a night report (Markdown in the terminal, or its JSON)."""
     from rich.markdown import Markdown
 
-    folder = load_settings().reports_dir
-    days = sorted(p.name for p in folder.iterdir() if (p / "report.json").is_file()) if folder.is_dir() else []
+    from evo_tr.lifecycle.night import report_days
+
+    settings = load_settings()
+    folder = settings.reports_dir
+    days = report_days(settings)
     if not days:
         raise EvoError("No night report yet.", "Run `evo night` (or install the schedule: `evo schedule install`).")
     target = parse_day(day, "DATE") if day else days[-1]
@@ -149,8 +152,7 @@ def review(
 
     store = ConversationStore(load_settings().conversations_db)
     pending = store.proposals(status="pending", expert=expert)
-    known = {p["id"] for p in store.proposals(expert=expert)}
-    unknown = sorted((set(accept or []) | set(reject or [])) - known)
+    unknown = store.unknown_proposals([*(accept or []), *(reject or [])], expert=expert)
     if unknown:
         raise EvoError(f"No proposal with id {', '.join(map(str, unknown))}.", "List them with `evo data review`.")
     changed = 0

@@ -421,6 +421,10 @@ class ConversationStore:
         rows = self._db().execute(sql + " ORDER BY id", args).fetchall()
         return [{**dict(r), "messages": json.loads(r["messages"])} for r in rows]
 
+    def unknown_proposals(self, ids: list[int], *, expert: str | None = None) -> list[int]:
+        """The ids among `ids` that name no proposal (of `expert`), sorted: what a review must refuse."""
+        return sorted(set(ids) - {p["id"] for p in self.proposals(expert=expert)})
+
     def set_proposal_status(self, ids: list[int], status: str) -> int:
         if status not in ("pending", "accepted", "rejected"):
             raise EvoError(f"Unknown proposal status {status!r}.")

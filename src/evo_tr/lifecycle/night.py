@@ -94,6 +94,12 @@ def night_lock(settings: Settings) -> Iterator[None]:
 
 
 # -- analyze ---------------------------------------------------------------------------------------
+def report_days(settings: Settings) -> list[str]:
+    """Days with a night report (reports_dir/DAY/report.json), oldest first."""
+    folder = settings.reports_dir
+    return sorted(p.name for p in folder.iterdir() if (p / "report.json").is_file()) if folder.is_dir() else []
+
+
 def code_blocks(text: str) -> list[str]:
     return [b for b in CODE_BLOCK.findall(text) if b.strip()]
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from evo_tr.lifecycle.conversations import TurnRecord
+from evo_tr.lifecycle.night import report_days
 from evo_tr.errors import EvoError
 from evo_tr.serve.deps import State, Writes
 from evo_tr.serve.errors import ERROR_RESPONSES, ApiError, ErrorBody
@@ -803,15 +804,9 @@ def rollback_adapter(expert: ExpertName, state: ServerState = State) -> Any:
 
 
 # -- nights ----------------------------------------------------------------------------------------
-def _reports(orch) -> Path:
-    return orch.settings.reports_dir
-
-
-def _night_days(folder: Path) -> list[str]:
-    """Days with a report (as `evo report` finds them), oldest first."""
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if re.fullmatch(DAY_PATTERN[1:-1], p.name) and (p / "report.json").is_file())
+def _night_days(orch) -> list[str]:
+    """Days with a report (as `evo report` finds them; only day-shaped names are served), oldest first."""
+    return [d for d in report_days(orch.settings) if re.fullmatch(DAY_PATTERN[1:-1], d)]
 
 
 def _charts(folder: Path) -> list[str]:
@@ -819,18 +814,18 @@ def _charts(folder: Path) -> list[str]:
 
 
 def _night_folder(orch, day: str) -> Path:
-    folder = _reports(orch)
-    if day not in _night_days(folder):
-        days = _night_days(folder)
+    days = _night_days(orch)
+    if day not in days:
         known = f"Reports exist for: {', '.join(days[-10:])}" if days else "No report exists yet: `evo night` writes one"
         raise ApiError(404, f"No night report for {day}. {known} (GET /v1/evo/nights lists them).", "not_found", "day")
-    return folder / day
+    return orch.settings.reports_dir / day
 
 
 @router.get("/nights", response_model=NightList, summary="Days with a night report, newest first")
 def list_nights(state: ServerState = State) -> Any:
-    folder = _reports(state.orch())
-    return NightList(nights=[NightOut(day=d, charts=_charts(folder / d)) for d in reversed(_night_days(folder))])
+    orch = state.orch()
+    folder = orch.settings.reports_dir
+    return NightList(nights=[NightOut(day=d, charts=_charts(folder / d)) for d in reversed(_night_days(orch))])
 
 
 @router.get("/nights/{day}", response_model=NightReport, summary="A night report's JSON (as `evo report DAY --json`) and Markdown")
@@ -880,8 +875,7 @@ def _proposal(p: dict[str, Any]) -> ProposalOut:
 
 def _set_status(orch, ids: list[int], status: str) -> ProposalChange:
     store = orch.conversations
-    known = {p["id"] for p in store.proposals()}
-    unknown = sorted(set(ids) - known)
+    unknown = store.unknown_proposals(ids)
     if unknown:
         raise ApiError(404, f"No proposal with id {', '.join(map(str, unknown))}. GET /v1/evo/proposals?status=pending lists them.",
                        "not_found", "ids")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import secrets
 import threading
 import time
@@ -138,8 +139,6 @@ def _check(body: ChatCompletionRequest, state: ServerState, session_header: str 
     history = [Message("system" if m.role == "developer" else m.role, t) for m, t in zip(body.messages[:-1], texts[:-1])]
     session_id = session_header or (body.metadata or {}).get("session_id")
     if session_id is not None:
-        import re
-
         if not re.match(SESSION_ID_PATTERN, session_id):
             raise ApiError(400, "A session id is 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit.",
                            "invalid_session_id", "metadata.session_id")
@@ -156,6 +155,10 @@ def _evo_info(stats: TurnStats, orch, stored: bool) -> EvoInfo:
         memory_ids=stats.memory_ids, sources=stats.sources, session_id=stats.session_id if stored else None, turn=stats.turn if stored else None,
         e2e_ttft_ms=stats.e2e_ttft_ms, overhead_ms=round(stats.overhead_ms, 2), queue_ms=stats.queue_ms, notices=stats.notices,
     )
+
+
+def _usage(stats: TurnStats) -> Usage:
+    return Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens, total_tokens=stats.prompt_tokens + stats.completion_tokens)
 
 
 def _finish_reason(stats: TurnStats) -> str:
@@ -253,7 +256,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
         result = ChatCompletion(
             id=completion_id, created=created, model=body.model,
             choices=[Choice(index=0, message=AssistantMessage(content=done.answer or text), finish_reason=_finish_reason(done))],
-            usage=Usage(prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens, total_tokens=done.prompt_tokens + done.completion_tokens),
+            usage=_usage(done),
             evo=_evo_info(done, orch, stored),
         )
         return JSONResponse(result.model_dump())
@@ -290,8 +293,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
                 account(done)
                 yield chunk({}, _finish_reason(done), evo=_evo_info(done, orch, stored).model_dump())
                 if include_usage:
-                    usage = Usage(prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
-                                  total_tokens=done.prompt_tokens + done.completion_tokens).model_dump()
+                    usage = _usage(done).model_dump()
                     yield f"data: {dumps({'id': completion_id, 'object': 'chat.completion.chunk', 'created': created, 'model': body.model, 'choices': [], 'usage': usage})}\n\n"
             yield "data: [DONE]\n\n"
         finally:  # also when the client went away: Starlette cancels this generator, the answer stops at the next token
