@@ -457,12 +457,7 @@ class Orchestrator:
         answer = ""
         completion = None
         try:
-            try:
-                completion = self.engine.chat_stream(prepared.messages, config, adapter=prepared.routed.adapter, cache_key=session.id or None)
-            except Busy:  # nothing was generated: the turn never happened, the caller says "try again"
-                if record:
-                    session.turns -= 1
-                raise
+            completion = self.engine.chat_stream(prepared.messages, config, adapter=prepared.routed.adapter, cache_key=session.id or None)
             for piece in completion:
                 if stats.e2e_ttft_ms is None:
                     stats.e2e_ttft_ms = _ms(t0)
@@ -478,7 +473,9 @@ class Orchestrator:
             stats.finish_reason = "interrupted"
             self._finish(session, stats, text, answer, sent_context, t0, completion, **keep)
             raise
-        except Busy:
+        except Busy:  # the queue was full, nothing was generated: the turn never happened, the caller says "try again"
+            if record:
+                session.turns -= 1
             raise
         except Exception as exc:  # a generation error ends this turn only
             log.exception("generation failed")

@@ -34,10 +34,6 @@ class Health(BaseModel):
     uptime_s: float
 
 
-def _json_error(status: int, message: str, code: str, headers: dict[str, str] | None = None):
-    return error_response(status, message, code, headers=headers)
-
-
 class Gatekeeper:
     """API key (when one is set: every endpoint, compared in constant time), body size limit (413), access
     log line (JSON lines; no message text unless serve.log_content) and request metrics."""
@@ -45,9 +41,8 @@ class Gatekeeper:
     def __init__(self, app, state: ServerState) -> None:
         self.app, self.state = app, state
         self.key = state.api_key.encode() if state.api_key else None
-        kcfg = state.settings
-        self.limit = kcfg.serve.max_body_bytes
-        self.upload_limit = int(kcfg.knowledge.max_file_mb * 1_000_000) + 100_000
+        self.limit = state.settings.serve.max_body_bytes
+        self.upload_limit = int(state.settings.knowledge.max_file_mb * 1_000_000) + 100_000
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -70,13 +65,13 @@ class Gatekeeper:
                 token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
                 if not token or not hmac.compare_digest(token, self.key):
                     why = "No API key sent" if not token else "Wrong API key"
-                    await _json_error(401, f"{why}: send `Authorization: Bearer KEY` with the key the server was started with.",
-                                      "invalid_api_key", {"WWW-Authenticate": "Bearer"})(scope, receive, send_logged)
+                    await error_response(401, f"{why}: send `Authorization: Bearer KEY` with the key the server was started with.",
+                                         "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_logged)
                     return
             limit = self.upload_limit if path in UPLOAD_PATHS else self.limit
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > limit:
-                await _json_error(413, f"The body has {int(length)} bytes; this endpoint takes at most {limit}.", "body_too_large")(
+                await error_response(413, f"The body has {int(length)} bytes; this endpoint takes at most {limit}.", "body_too_large")(
                     scope, receive, send_logged)
                 return
             received = 0
@@ -93,7 +88,7 @@ class Gatekeeper:
             try:
                 await self.app(scope, limited_receive, send_logged)
             except _TooLarge:
-                await _json_error(413, f"The body is larger than {limit} bytes.", "body_too_large")(scope, receive, send_logged)
+                await error_response(413, f"The body is larger than {limit} bytes.", "body_too_large")(scope, receive, send_logged)
         finally:
             self._record(scope, path, status_holder["status"], time.perf_counter() - t0)
 
