@@ -14,7 +14,7 @@ LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAM
 TEST_MODEL ?= smollm2-135m-instruct
 PYTEST_ARGS ?=
 
-.PHONY: setup provision chat test test-all bench doctor clean
+.PHONY: setup provision chat test test-all bench doctor clean browser
 
 setup: $(STAMP)
 
@@ -37,11 +37,15 @@ provision: setup
 chat: provision
 	$(BIN)/evo chat
 
-test: setup
+# The browser tests drive Debian's Chromium (no browser download at test time); installed when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "==> installing chromium (apt)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser
 	$(BIN)/evo models pull $(TEST_MODEL)
 	$(BIN)/python -m pytest -m "not slow" --durations=25 $(PYTEST_ARGS)
 
-test-all: setup provision
+test-all: setup provision browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: provision

@@ -684,17 +684,14 @@ def _sse_request(client, body: dict[str, Any]) -> tuple[float | None, dict[str, 
     return ttft, evo, tokens
 
 
-def bench_serve(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
-    """`evo serve` on loopback (uvicorn in this process, over real HTTP): streaming TTFT vs the same turn in-process,
-    the server's own cost, and 4 concurrent streaming clients (total tokens/s, queue wait)."""
+@contextmanager
+def _served(settings: Settings, model: str, say: Callable[[str], None]):
+    """The HTTP server in this process (uvicorn on loopback) on the bench orchestrator: yields (base URL, orchestrator, engine)."""
     import socket
     import threading
-    from concurrent.futures import ThreadPoolExecutor
 
-    import httpx
     import uvicorn
 
-    from evo_tr.orchestrator import Done
     from evo_tr.serve.app import create_app
     from evo_tr.serve.state import ServerState
 
@@ -711,34 +708,45 @@ def bench_serve(settings: Settings, model: str, say: Callable[[str], None]) -> d
         while not server.started:
             time.sleep(0.05)
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-                say(f"serve: streaming TTFT over HTTP vs in-process ({TURN_SAMPLES} prompts, cold KV both ways)")
-                _sse_request(client, {"model": "evo-tr", "messages": [{"role": "user", "content": "Merhaba!"}], "max_tokens": 4})
-                served, inproc, overheads = [], [], []
-                for text in SHORT_PROMPTS[:TURN_SAMPLES]:
-                    engine.reset()
-                    ttft, evo, _ = _sse_request(client, {"model": "evo-tr", "messages": [{"role": "user", "content": text}], "max_tokens": 8,
-                                                         "temperature": 0, "seed": 0})
-                    served.append(1000 * ttft)
-                    overheads.append(1000 * ttft - evo["e2e_ttft_ms"])
-                    engine.reset()
-                    stats = [e for e in orch.turn(None, text, history=[], record=False) if isinstance(e, Done)][0].stats
-                    inproc.append(stats.e2e_ttft_ms)
-                say(f"serve: {SERVE_CLIENTS} concurrent streaming clients x {settings.bench.runs}")
-                waits, rates = [], []
-                for run in range(settings.bench.runs):
-                    bodies = [{"model": "evo-tr", "messages": [{"role": "user", "content": SHORT_PROMPTS[(run * SERVE_CLIENTS + i) % len(SHORT_PROMPTS)]}],
-                               "max_tokens": SERVE_CONCURRENT_TOKENS, "temperature": 0, "seed": 0} for i in range(SERVE_CLIENTS)]
-                    t0 = time.perf_counter()
-                    with ThreadPoolExecutor(SERVE_CLIENTS) as pool:
-                        results = list(pool.map(lambda b: _sse_request(client, b), bodies))
-                    wall = time.perf_counter() - t0
-                    tokens = sum(r[2] for r in results)
-                    rates.append(tokens / wall)
-                    waits += [r[1].get("queue_ms") or 0.0 for r in results]
+            yield f"http://127.0.0.1:{port}", orch, engine
         finally:
             server.should_exit = True
             thread.join(timeout=30)
+
+
+def bench_serve(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """`evo serve` on loopback (uvicorn in this process, over real HTTP): streaming TTFT vs the same turn in-process,
+    the server's own cost, and 4 concurrent streaming clients (total tokens/s, queue wait)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from evo_tr.orchestrator import Done
+
+    with _served(settings, model, say) as (url, orch, engine), httpx.Client(base_url=url, timeout=300) as client:
+        say(f"serve: streaming TTFT over HTTP vs in-process ({TURN_SAMPLES} prompts, cold KV both ways)")
+        _sse_request(client, {"model": "evo-tr", "messages": [{"role": "user", "content": "Merhaba!"}], "max_tokens": 4})
+        served, inproc, overheads = [], [], []
+        for text in SHORT_PROMPTS[:TURN_SAMPLES]:
+            engine.reset()
+            ttft, evo, _ = _sse_request(client, {"model": "evo-tr", "messages": [{"role": "user", "content": text}], "max_tokens": 8,
+                                                 "temperature": 0, "seed": 0})
+            served.append(1000 * ttft)
+            overheads.append(1000 * ttft - evo["e2e_ttft_ms"])
+            engine.reset()
+            stats = [e for e in orch.turn(None, text, history=[], record=False) if isinstance(e, Done)][0].stats
+            inproc.append(stats.e2e_ttft_ms)
+        say(f"serve: {SERVE_CLIENTS} concurrent streaming clients x {settings.bench.runs}")
+        waits, rates = [], []
+        for run in range(settings.bench.runs):
+            bodies = [{"model": "evo-tr", "messages": [{"role": "user", "content": SHORT_PROMPTS[(run * SERVE_CLIENTS + i) % len(SHORT_PROMPTS)]}],
+                       "max_tokens": SERVE_CONCURRENT_TOKENS, "temperature": 0, "seed": 0} for i in range(SERVE_CLIENTS)]
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(SERVE_CLIENTS) as pool:
+                results = list(pool.map(lambda b: _sse_request(client, b), bodies))
+            wall = time.perf_counter() - t0
+            rates.append(sum(r[2] for r in results) / wall)
+            waits += [r[1].get("queue_ms") or 0.0 for r in results]
     return {
         "serve_ttft_ms_p50": round(p50(served), 1),
         "serve_inproc_ttft_ms_p50": round(p50(inproc), 1),
@@ -751,9 +759,66 @@ def bench_serve(settings: Settings, model: str, say: Callable[[str], None]) -> d
     }
 
 
+UI_FIRST_TOKEN_JS = """(text) => new Promise((resolve) => {
+  const list = document.querySelector('#messages');
+  const before = list.querySelectorAll('.msg.assistant').length;
+  const t0 = performance.now();
+  const seen = new MutationObserver(() => {
+    const answers = list.querySelectorAll('.msg.assistant');
+    if (answers.length > before && answers[answers.length - 1].querySelector('.body').textContent.trim()) {
+      seen.disconnect();
+      resolve(performance.now() - t0);
+    }
+  });
+  seen.observe(list, {subtree: true, childList: true, characterData: true});
+  document.querySelector('#input').value = text;
+  document.querySelector('#composer').requestSubmit();
+})"""
+
+
+def bench_ui(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """The web page: bytes of its first load, and time to the first visible token in headless Chromium vs the
+    API's streaming TTFT on the same prompts in the same run (Debian's chromium; None when it is missing)."""
+    import shutil
+
+    import httpx
+
+    from evo_tr.serve.app import UI_FILES
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    with _served(settings, model, say) as (url, orch, engine), httpx.Client(base_url=url, timeout=300) as client:
+        size = sum(len(client.get(path).content) for path in ["/", *(f"/ui/{name}" for name in UI_FILES)])
+        out: dict[str, Any] = {"ui_first_load_kb": round(size / 1024, 1), "ui_ttft_ms_p50": None, "ui_api_ttft_ms_p50": None, "ui_ttft_vs_api": None}
+        if chromium is None:
+            say("ui: no chromium on PATH (`make test` installs it): browser figures left out")
+            return out
+        from playwright.sync_api import sync_playwright
+
+        # The page stores its turns in a session: keep them out of the kept bench memory store.
+        orch.settings = settings.model_copy(update={"memory": settings.memory.model_copy(update={"save_conversations": False, "capture_facts": False})})
+        say(f"ui: first visible token in headless Chromium vs the API ({TURN_SAMPLES} prompts, cold KV both ways)")
+        ui, api = [], []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.wait_for_selector("#expert option", state="attached")
+            for text in SHORT_PROMPTS[:TURN_SAMPLES]:
+                engine.reset()
+                ttft, _, _ = _sse_request(client, {"model": "evo-tr", "messages": [{"role": "user", "content": text}]})
+                api.append(1000 * ttft)
+                engine.reset()
+                page.evaluate("() => { state.session = null; state.history = []; document.querySelector('#messages').replaceChildren(); }")
+                ui.append(page.evaluate(UI_FIRST_TOKEN_JS, text))
+                page.wait_for_function("() => !document.querySelector('#messages .msg.assistant.streaming')", timeout=300_000)
+            browser.close()
+    out.update({"ui_ttft_ms_p50": round(p50(ui), 1), "ui_api_ttft_ms_p50": round(p50(api), 1), "ui_ttft_vs_api": round(p50(ui) / p50(api), 3)})
+    return out
+
+
 SECTIONS: dict[str, Section] = {
     "engine": bench_engine, "router": bench_router, "memory": bench_memory, "knowledge": bench_knowledge, "experts": bench_experts, "turn": bench_turn,
-    "serve": bench_serve, "night": bench_night,
+    "serve": bench_serve, "ui": bench_ui, "night": bench_night,
 }
 
 

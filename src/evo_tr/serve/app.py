@@ -7,6 +7,7 @@ Middleware is plain ASGI so a streamed answer passes through it untouched, chunk
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 import logging
 import time
 from typing import Any
@@ -18,13 +19,20 @@ from pydantic import BaseModel
 
 from evo_tr import __version__
 from evo_tr.serve import errors, evo_api, openai_api
-from evo_tr.serve.errors import ERROR_RESPONSES, error_response
+from evo_tr.serve.errors import ERROR_RESPONSES, ApiError, error_response
 from evo_tr.serve.metrics import CONTENT_TYPE
 from evo_tr.serve.state import ServerState
 
 access = logging.getLogger("evo_tr.serve.access")
 
 UPLOAD_PATHS = ("/v1/evo/knowledge/documents", "/v1/evo/memories/import")
+UI_DIR = Path(__file__).parent / "ui"
+UI_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
+# The page and its two assets hold no data: they load without the key, then the page asks for it.
+PUBLIC_PATHS = frozenset({"/", *(f"/ui/{name}" for name in UI_FILES)})
+# The page runs only its own script and talks only to this origin; nothing a message holds can load or run anything.
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
 
 
 class Health(BaseModel):
@@ -60,7 +68,7 @@ class Gatekeeper:
             await send(message)
 
         try:
-            if self.key is not None and scope.get("method") != "OPTIONS":
+            if self.key is not None and scope.get("method") != "OPTIONS" and path not in PUBLIC_PATHS:
                 given = headers.get("authorization", b"")
                 token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
                 if not token or not hmac.compare_digest(token, self.key):
@@ -129,6 +137,18 @@ def create_app(state: ServerState) -> FastAPI:
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics() -> Response:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/", tags=["ui"], summary="The web page (chat, memory, knowledge, nights)", response_class=Response,
+             responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}})
+    def page() -> Response:
+        return Response((UI_DIR / "index.html").read_bytes(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+    @app.get("/ui/{name}", tags=["ui"], summary="The page's script and style sheet", response_class=Response,
+             responses={200: {"content": {"text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}}})
+    def asset(name: str) -> Response:
+        if name not in UI_FILES:
+            raise ApiError(404, f"No such file: /ui/{name}.", "not_found", "name")
+        return Response((UI_DIR / name).read_bytes(), media_type=f"{UI_FILES[name]}; charset=utf-8", headers=PAGE_HEADERS)
 
     app.include_router(openai_api.router)
     app.include_router(evo_api.router)

@@ -1,0 +1,503 @@
+// EVO-TR web page: plain JavaScript on the server's own API, no libraries, no network beyond this origin.
+// Every text from a message or the model reaches the page through textContent / createTextNode, never
+// innerHTML: nothing a message holds is ever parsed as HTML or run.
+"use strict";
+
+const T = {
+  tr: {newChat: "Yeni sohbet", expert: "Uzman", expertHelp: "Otomatik: yönlendirici her mesaj için seçer.", searchSessions: "Oturum ara",
+       chat: "Sohbet", memory: "Hafıza", knowledge: "Bilgi", night: "Gece", theme: "Tema", message: "Mesaj",
+       placeholder: "Bir şey yazın… (Enter gönderir, Shift+Enter yeni satır)", send: "Gönder", stop: "Durdur", apiKey: "API anahtarı",
+       auto: "Otomatik", base: "Temel model", remembered: "Hatırlananlar", sources: "Kaynaklar", interrupted: "yarıda kesildi",
+       regenerate: "Yeniden üret", edit: "Düzenle", copy: "Kopyala", copied: "Kopyalandı", good: "İyi cevap", bad: "Kötü cevap",
+       fix: "Düzelt", reason: "Neden? (isteğe bağlı)", correction: "Doğru cevap:", deleteSession: "Oturumu sil", confirmDelete: "Bu oturum silinsin mi?",
+       thanks: "Teşekkürler, kaydedildi.", error: "Hata", untitled: "(başlıksız)",
+       memTypes: "Tümü", add: "Ekle", forget: "Unut", confirmForget: "Bu hafıza silinsin mi?", exportAll: "Dışa aktar (JSONL)", importFile: "İçe aktar",
+       search: "Ara", upload: "Belge yükle (sürükleyip bırakın)", remove: "Kaldır", pack: "Paket", documents: "Belgeleriniz", nights: "Geceler",
+       proposals: "Bekleyen eğitim önerileri", accept: "Kabul", reject: "Reddet", adapters: "Adaptör sürümleri", activate: "Etkinleştir", rollback: "Geri al",
+       active: "etkin", imported: "içe aktarıldı", skipped: "atlandı", nothing: "Henüz yok.",},
+  en: {newChat: "New chat", expert: "Expert", expertHelp: "Auto: the router picks one per message.", searchSessions: "Search sessions",
+       chat: "Chat", memory: "Memory", knowledge: "Knowledge", night: "Night", theme: "Theme", message: "Message",
+       placeholder: "Type something… (Enter sends, Shift+Enter new line)", send: "Send", stop: "Stop", apiKey: "API key",
+       auto: "Auto", base: "Base model", remembered: "Remembered", sources: "Sources", interrupted: "interrupted",
+       regenerate: "Regenerate", edit: "Edit", copy: "Copy", copied: "Copied", good: "Good answer", bad: "Bad answer",
+       fix: "Correct", reason: "Why? (optional)", correction: "The right answer:", deleteSession: "Delete session", confirmDelete: "Delete this session?",
+       thanks: "Thanks, saved.", error: "Error", untitled: "(untitled)",
+       memTypes: "All", add: "Add", forget: "Forget", confirmForget: "Delete this memory?", exportAll: "Export (JSONL)", importFile: "Import",
+       search: "Search", upload: "Upload a document (drag and drop)", remove: "Remove", pack: "Pack", documents: "Your documents", nights: "Nights",
+       proposals: "Pending training proposals", accept: "Accept", reject: "Reject", adapters: "Adapter versions", activate: "Activate", rollback: "Roll back",
+       active: "active", imported: "imported", skipped: "skipped", nothing: "Nothing yet.",},
+};
+let lang = localStorage.getItem("evo-lang") || "tr";
+const t = (key) => (T[lang] && T[lang][key]) || T.tr[key] || key;
+
+const $ = (sel) => document.querySelector(sel);
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+// -- API ---------------------------------------------------------------------------------------------
+function headers(extra = {}) {
+  const key = sessionStorage.getItem("evo-key");
+  return key ? {...extra, Authorization: `Bearer ${key}`} : extra;
+}
+let keyPrompt = null;  // one dialog, however many requests found they need the key
+function askKey() {
+  if (!keyPrompt) {
+    const dialog = $("#key-dialog");
+    dialog.showModal();
+    keyPrompt = new Promise((resolve) => dialog.addEventListener("close", resolve, {once: true})).then(() => {
+      sessionStorage.setItem("evo-key", $("#key-input").value.trim());
+      keyPrompt = null;
+    });
+  }
+  return keyPrompt;
+}
+async function api(path, options = {}) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await fetch(path, {...options, headers: headers(options.headers || {})});
+    if (r.status === 401 || (r.status === 403 && (await r.clone().json().catch(() => ({}))).error?.code === "api_key_required")) {
+      await askKey();
+      continue;
+    }
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({}));
+      throw new Error(body.error?.message || `HTTP ${r.status}`);
+    }
+    return r;
+  }
+  throw new Error("API key refused");
+}
+const getJSON = async (path) => (await api(path)).json();
+const postJSON = async (path, body) => (await api(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)})).json();
+
+// -- safe Markdown (a subset: fences, headings, lists, paragraphs, **bold**, *italic*, `code`, http(s) links) --
+const PY_KEYWORDS = new Set("and as assert async await break class continue def del elif else except False finally for from global if import in is lambda None nonlocal not or pass raise return True try while with yield".split(" "));
+function highlight(code, language) {
+  const frag = document.createDocumentFragment();
+  if (!/^(py|python|)$/i.test(language || "")) { frag.append(code); return frag; }
+  const token = /(#[^\n]*)|("""[\s\S]*?"""|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')|\b(\d+(?:\.\d+)?)\b|\b([A-Za-z_]\w*)\b/g;
+  let last = 0, m;
+  while ((m = token.exec(code))) {
+    frag.append(code.slice(last, m.index));
+    const [text] = m;
+    const kind = m[1] ? "com" : m[2] ? "str" : m[3] ? "num" : PY_KEYWORDS.has(text) ? "kw" : null;
+    frag.append(kind ? el("span", {class: `tok-${kind}`}, text) : text);
+    last = m.index + text.length;
+  }
+  frag.append(code.slice(last));
+  return frag;
+}
+function inline(text) {
+  const frag = document.createDocumentFragment();
+  const re = /(`[^`\n]+`)|(\*\*[^*\n]+\*\*)|(\*[^*\n]+\*)|(\[[^\]\n]+\]\((https?:\/\/[^\s)]+)\))/g;
+  let last = 0, m;
+  while ((m = re.exec(text))) {
+    frag.append(text.slice(last, m.index));
+    if (m[1]) frag.append(el("code", {}, m[1].slice(1, -1)));
+    else if (m[2]) frag.append(el("strong", {}, m[2].slice(2, -2)));
+    else if (m[3]) frag.append(el("em", {}, m[3].slice(1, -1)));
+    else frag.append(el("a", {href: m[5], rel: "noopener noreferrer", target: "_blank"}, m[4].slice(1, m[4].indexOf("]"))));
+    last = m.index + m[0].length;
+  }
+  frag.append(text.slice(last));
+  return frag;
+}
+function renderMarkdown(src) {
+  const out = document.createDocumentFragment();
+  const lines = src.split("\n");
+  let para = [], list = null;
+  const flush = () => {
+    if (para.length) { out.append(el("p", {}, inline(para.join("\n")))); para = []; }
+    list = null;
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    const fence = line.match(/^```\s*([\w+-]*)\s*$/);
+    if (fence) {
+      flush();
+      const body = [];
+      while (++i < lines.length && !/^```\s*$/.test(lines[i])) body.push(lines[i]);
+      out.append(codeBlock(body.join("\n"), fence[1]));
+      continue;
+    }
+    const heading = line.match(/^(#{1,4})\s+(.*)$/);
+    const item = line.match(/^\s*(?:[-*•]|\d+[.)])\s+(.*)$/);
+    if (heading) { flush(); out.append(el(`h${heading[1].length + 2}`, {}, inline(heading[2]))); }
+    else if (item) {
+      if (para.length) { out.append(el("p", {}, inline(para.join("\n")))); para = []; }
+      if (!list) { list = el(/^\s*\d/.test(line) ? "ol" : "ul"); out.append(list); }
+      list.append(el("li", {}, inline(item[1])));
+    } else if (!line.trim()) flush();
+    else { list = null; para.push(line); }
+  }
+  flush();
+  return out;
+}
+function codeBlock(code, language) {
+  const copy = el("button", {type: "button", class: "copy", "aria-label": t("copy")}, t("copy"));
+  copy.addEventListener("click", async () => {
+    await navigator.clipboard?.writeText(code).catch(() => {});
+    copy.textContent = t("copied");
+    setTimeout(() => (copy.textContent = t("copy")), 1500);
+  });
+  return el("div", {class: "code"}, copy, el("pre", {}, el("code", {class: language ? `lang-${language}` : ""}, highlight(code, language))));
+}
+
+// -- state ---------------------------------------------------------------------------------------------
+const state = {session: null, history: [], controller: null, busy: false};
+const newSessionId = () => `web-${new Date().toISOString().replace(/\D/g, "").slice(0, 14)}-${Math.random().toString(16).slice(2, 6)}`;
+
+function messageNode(role, text) {
+  const body = el("div", {class: "body"});
+  const node = el("li", {class: `msg ${role}`}, body);
+  if (role === "user") body.append(text);
+  else body.append(renderMarkdown(text));
+  return node;
+}
+function metaNode(evo, finish) {
+  const meta = el("div", {class: "meta"});
+  const label = evo.intent ? `${evo.expert} · ${evo.intent} · ${Math.round(evo.confidence * 100)}%` : evo.expert;
+  meta.append(el("span", {class: "badge", "data-expert": evo.expert}, label));
+  if (finish === "interrupted") meta.append(el("span", {class: "interrupted"}, t("interrupted")));
+  if (evo.memory_ids?.length) {
+    const details = el("details", {class: "remembered"}, el("summary", {}, `${t("remembered")} (${evo.memory_ids.length})`));
+    const list = el("ul");
+    details.append(list);
+    details.addEventListener("toggle", async () => {
+      if (!details.open || list.childElementCount) return;
+      const found = await getJSON("/v1/evo/memories?limit=500").catch(() => ({memories: []}));
+      const byId = new Map(found.memories.map((m) => [m.id, m.text]));
+      for (const id of evo.memory_ids) list.append(el("li", {}, byId.get(id) || (evo.sources.find((s) => s.id === id)?.label) || id));
+    });
+    meta.append(details);
+  }
+  if (evo.sources?.length) meta.append(el("div", {class: "sources"}, `${t("sources")}: `, evo.sources.map((s) => s.label).join(" · ")));
+  return meta;
+}
+function feedbackNode(evo) {
+  const box = el("div", {class: "feedback"});
+  if (!evo.session_id) return box;
+  const send = async (kind, extra = {}) => {
+    try {
+      await postJSON("/v1/evo/feedback", {session_id: evo.session_id, turn: evo.turn, kind, ...extra});
+      box.replaceChildren(el("span", {class: "hint"}, t("thanks")));
+    } catch (e) { box.append(el("span", {class: "error"}, `${t("error")}: ${e.message}`)); }
+  };
+  box.append(
+    el("button", {type: "button", "aria-label": t("good"), title: t("good"), onclick: () => send("good")}, "👍"),
+    el("button", {type: "button", "aria-label": t("bad"), title: t("bad"), onclick: () => { const r = prompt(t("reason")); if (r !== null) send("bad", {reason: r}); }}, "👎"),
+    el("button", {type: "button", "aria-label": t("fix"), title: t("fix"), onclick: () => { const r = prompt(t("correction")); if (r) send("fix", {text: r}); }}, "✏️"),
+  );
+  return box;
+}
+
+// -- chat --------------------------------------------------------------------------------------------
+async function send(text, {replaceLast = false} = {}) {
+  if (state.busy || !text.trim()) return;
+  if (!state.session) state.session = newSessionId();
+  const list = $("#messages");
+  if (replaceLast) {
+    list.lastElementChild?.remove();
+    state.history.pop();
+  } else {
+    state.history.push({role: "user", content: text});
+    list.append(messageNode("user", text));
+  }
+  const answer = el("li", {class: "msg assistant streaming"}, el("div", {class: "body"}));
+  list.append(answer);
+  answer.scrollIntoView({block: "end"});
+  setBusy(true);
+  state.controller = new AbortController();
+  let content = "", evo = null, finish = null;
+  try {
+    const r = await api("/v1/chat/completions", {
+      method: "POST", signal: state.controller.signal,
+      headers: {"Content-Type": "application/json", "X-Session-Id": state.session},
+      body: JSON.stringify({model: $("#expert").value, messages: state.history, stream: true}),
+    });
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const line = buffer.slice(0, cut).trim();
+        buffer = buffer.slice(cut + 2);
+        if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
+        const chunk = JSON.parse(line.slice(6));
+        if (chunk.error) throw new Error(chunk.error.message);
+        const choice = chunk.choices?.[0];
+        if (choice?.delta?.content) {
+          content += choice.delta.content;
+          answer.firstChild.replaceChildren(renderMarkdown(content));
+        }
+        if (choice?.finish_reason) { finish = choice.finish_reason; evo = chunk.evo; }
+      }
+    }
+  } catch (e) {
+    if (e.name === "AbortError") finish = "interrupted";
+    else answer.append(el("div", {class: "error"}, `${t("error")}: ${e.message}`));
+  } finally {
+    setBusy(false);
+    state.controller = null;
+    answer.classList.remove("streaming");
+  }
+  state.history.push({role: "assistant", content});
+  if (finish === "interrupted") answer.classList.add("interrupted");
+  if (evo) answer.append(metaNode(evo, finish), feedbackNode(evo));
+  else if (finish === "interrupted") answer.append(el("div", {class: "meta"}, el("span", {class: "interrupted"}, t("interrupted"))));
+  answer.append(actionsNode());
+  loadSessions();
+}
+function actionsNode() {
+  const box = el("div", {class: "actions"});
+  box.append(
+    el("button", {type: "button", onclick: () => regenerate()}, t("regenerate")),
+    el("button", {type: "button", onclick: () => editLast()}, t("edit")),
+  );
+  return box;
+}
+function regenerate() {
+  const lastUser = [...state.history].reverse().find((m) => m.role === "user");
+  if (!lastUser || state.busy) return;
+  send(lastUser.content, {replaceLast: true});
+}
+function editLast() {
+  if (state.busy) return;
+  const list = $("#messages");
+  const i = state.history.map((m) => m.role).lastIndexOf("user");
+  if (i < 0) return;
+  $("#input").value = state.history[i].content;
+  state.history = state.history.slice(0, i);
+  while (list.childElementCount > i) list.lastElementChild.remove();
+  $("#input").focus();
+}
+function setBusy(busy) {
+  state.busy = busy;
+  $("#send").hidden = busy;
+  $("#stop").hidden = !busy;
+}
+
+// -- sessions ------------------------------------------------------------------------------------------
+async function loadSessions() {
+  const box = $("#sessions");
+  const query = $("#session-search").value.trim().toLocaleLowerCase("tr");
+  const data = await getJSON("/v1/evo/sessions?limit=100").catch(() => ({sessions: []}));
+  box.replaceChildren(...data.sessions
+    .filter((s) => !query || (s.title || "").toLocaleLowerCase("tr").includes(query))
+    .map((s) => el("li", {class: s.id === state.session ? "current" : ""},
+      el("button", {type: "button", class: "open", onclick: () => openSession(s.id)}, s.title || t("untitled")),
+      el("button", {type: "button", class: "delete", "aria-label": t("deleteSession"), title: t("deleteSession"), onclick: () => deleteSession(s.id)}, "×"))));
+}
+async function openSession(id) {
+  const data = await getJSON(`/v1/evo/sessions/${encodeURIComponent(id)}`);
+  state.session = id;
+  state.history = [];
+  const list = $("#messages");
+  list.replaceChildren();
+  for (const turn of data.turns) {
+    state.history.push({role: "user", content: turn.message}, {role: "assistant", content: turn.answer});
+    list.append(messageNode("user", turn.message));
+    const answer = messageNode("assistant", turn.answer);
+    answer.append(metaNode({...turn, confidence: turn.confidence || 0, sources: [], session_id: id, turn: turn.number}, turn.finish_reason));
+    list.append(answer);
+  }
+  showPage("chat");
+  loadSessions();
+}
+async function deleteSession(id) {
+  if (!confirm(t("confirmDelete"))) return;
+  await api(`/v1/evo/sessions/${encodeURIComponent(id)}`, {method: "DELETE"});
+  if (id === state.session) newChat();
+  loadSessions();
+}
+function newChat() {
+  state.session = null;
+  state.history = [];
+  $("#messages").replaceChildren();
+  $("#input").focus();
+}
+
+
+// -- memory page ---------------------------------------------------------------------------------------
+async function memoryPage() {
+  const page = $("#page-memory");
+  const type = el("select", {id: "mem-type", "aria-label": t("memTypes")}, ...["", "fact", "preference", "conversation", "knowledge"].map((v) => el("option", {value: v}, v || t("memTypes"))));
+  const query = el("input", {type: "search", "aria-label": t("search"), placeholder: t("search")});
+  const addText = el("input", {type: "text", "aria-label": t("add"), placeholder: t("add")});
+  const list = el("ul", {class: "items", "aria-live": "polite"});
+  const status = el("p", {class: "hint"});
+  const file = el("input", {type: "file", accept: ".jsonl,application/x-ndjson", "aria-label": t("importFile")});
+  async function refresh() {
+    let items;
+    if (query.value.trim()) items = (await postJSON("/v1/evo/memories/search", {query: query.value, top_k: 50, type: type.value || null})).hits;
+    else items = (await getJSON(`/v1/evo/memories?limit=500${type.value ? `&type=${type.value}` : ""}`)).memories;
+    list.replaceChildren(...(items.length ? items : [null]).map((m) => m === null ? el("li", {class: "hint"}, t("nothing")) :
+      el("li", {class: m.current === false ? "history" : ""}, el("span", {class: "tag"}, m.type), " ", m.text, " ",
+        el("button", {type: "button", "aria-label": `${t("forget")}: ${m.text}`, onclick: async () => {
+          if (!confirm(t("confirmForget"))) return;
+          await api(`/v1/evo/memories/${encodeURIComponent(m.id)}`, {method: "DELETE"});
+          refresh();
+        }}, t("forget")))));
+  }
+  page.replaceChildren(
+    el("h2", {}, t("memory")),
+    el("div", {class: "row"}, type, query, el("button", {type: "button", onclick: refresh}, t("search"))),
+    el("form", {class: "row", onsubmit: async (e) => { e.preventDefault(); if (!addText.value.trim()) return; await postJSON("/v1/evo/memories", {text: addText.value}); addText.value = ""; refresh(); }},
+      addText, el("button", {type: "submit"}, t("add"))),
+    el("div", {class: "row"},
+      el("button", {type: "button", onclick: async () => {
+        const blob = await (await api("/v1/evo/memories/export")).blob();
+        const a = el("a", {href: URL.createObjectURL(blob), download: "evo-memories.jsonl"});
+        a.click();
+      }}, t("exportAll")),
+      el("label", {}, `${t("importFile")} `, file)),
+    status, list);
+  file.addEventListener("change", async () => {
+    if (!file.files.length) return;
+    const r = await (await api("/v1/evo/memories/import", {method: "POST", headers: {"Content-Type": "application/x-ndjson"}, body: file.files[0]})).json();
+    status.textContent = `${r.imported} ${t("imported")}, ${r.skipped.length} ${t("skipped")}`;
+    refresh();
+  });
+  type.addEventListener("change", refresh);
+  await refresh();
+}
+
+// -- knowledge page ------------------------------------------------------------------------------------
+async function knowledgePage() {
+  const page = $("#page-knowledge");
+  const drop = el("div", {class: "drop", tabindex: "0", role: "button", "aria-label": t("upload")}, t("upload"));
+  const picker = el("input", {type: "file", multiple: true, hidden: true, accept: ".md,.txt,.html,.htm,.pdf"});
+  const progress = el("progress", {max: "100", value: "0", hidden: true});
+  const docs = el("ul", {class: "items"});
+  const query = el("input", {type: "search", "aria-label": t("search"), placeholder: t("search")});
+  const found = el("ul", {class: "items"});
+  const info = el("p", {class: "hint"});
+  async function refresh() {
+    const data = await getJSON("/v1/evo/knowledge/documents");
+    info.textContent = `${t("pack")}: ${data.pack_version || "—"} (${data.pack_entries})`;
+    docs.replaceChildren(...(data.documents.length ? data.documents : [null]).map((d) => d === null ? el("li", {class: "hint"}, t("nothing")) :
+      el("li", {}, `${d.path.split("/").pop()} · ${d.chunks} · ${d.kind} `,
+        el("button", {type: "button", onclick: async () => { await api(`/v1/evo/knowledge/documents?path=${encodeURIComponent(d.path)}`, {method: "DELETE"}); refresh(); }}, t("remove")))));
+  }
+  function upload(files) {
+    for (const f of files) {
+      const form = new FormData();
+      form.append("file", f);
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", "/v1/evo/knowledge/documents");
+      for (const [k, v] of Object.entries(headers())) xhr.setRequestHeader(k, v);
+      progress.hidden = false;
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable) progress.value = String(Math.round((100 * e.loaded) / e.total)); };
+      xhr.onload = () => { progress.hidden = true; if (xhr.status >= 400) info.textContent = JSON.parse(xhr.responseText).error?.message || xhr.status; refresh(); };
+      xhr.send(form);
+    }
+  }
+  drop.addEventListener("click", () => picker.click());
+  drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") picker.click(); });
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); upload(e.dataTransfer.files); });
+  picker.addEventListener("change", () => upload(picker.files));
+  page.replaceChildren(el("h2", {}, t("knowledge")), info, drop, picker, progress, el("h3", {}, t("documents")), docs,
+    el("form", {class: "row", onsubmit: async (e) => {
+      e.preventDefault();
+      if (!query.value.trim()) return;
+      const r = await postJSON("/v1/evo/knowledge/search", {query: query.value, top_k: 5});
+      found.replaceChildren(...r.hits.map((p) => el("li", {}, el("details", {}, el("summary", {}, p.label), el("p", {}, p.text)))));
+    }}, query, el("button", {type: "submit"}, t("search"))), found);
+  await refresh();
+}
+
+// -- night page ------------------------------------------------------------------------------------------
+async function imageFrom(path, alt) {
+  const img = el("img", {alt});
+  const blob = await (await api(path)).blob();  // fetched with the key, shown from memory
+  img.src = URL.createObjectURL(blob);
+  return img;
+}
+async function nightPage() {
+  const page = $("#page-night");
+  const nights = el("ul", {class: "items"});
+  const report = el("div", {class: "report"});
+  const proposals = el("ul", {class: "items"});
+  const adapters = el("ul", {class: "items"});
+  const data = await getJSON("/v1/evo/nights");
+  nights.replaceChildren(...(data.nights.length ? data.nights : [null]).map((n) => n === null ? el("li", {class: "hint"}, t("nothing")) :
+    el("li", {}, el("button", {type: "button", onclick: async () => {
+      const r = await getJSON(`/v1/evo/nights/${n.day}`);
+      const body = renderMarkdown((r.markdown || "").replace(/!\[[^\]]*\]\([^)]*\)/g, ""));
+      const charts = await Promise.all(r.charts.map((c) => imageFrom(`/v1/evo/nights/${n.day}/charts/${encodeURIComponent(c)}`, c)));
+      report.replaceChildren(body, el("div", {class: "charts"}, ...charts));
+    }}, n.day))));
+  async function loadProposals() {
+    const p = await getJSON("/v1/evo/proposals?status=pending");
+    proposals.replaceChildren(...(p.proposals.length ? p.proposals : [null]).map((x) => x === null ? el("li", {class: "hint"}, t("nothing")) :
+      el("li", {}, `#${x.id} ${x.expert} · ${x.kind}: `, x.messages.map((m) => `${m.role}: ${m.content}`).join(" / ").slice(0, 300), " ",
+        el("button", {type: "button", onclick: async () => { await postJSON("/v1/evo/proposals/accept", {ids: [x.id]}); loadProposals(); }}, t("accept")),
+        el("button", {type: "button", onclick: async () => { await postJSON("/v1/evo/proposals/reject", {ids: [x.id]}); loadProposals(); }}, t("reject")))));
+  }
+  async function loadAdapters() {
+    const a = await getJSON("/v1/evo/adapters");
+    adapters.replaceChildren(...(a.adapters.length ? a.adapters : [null]).map((x) => x === null ? el("li", {class: "hint"}, t("nothing")) :
+      el("li", {}, `${x.expert} ${x.version}${x.active ? ` (${t("active")})` : ""} `,
+        el("button", {type: "button", disabled: x.active, onclick: async () => { await postJSON(`/v1/evo/adapters/${x.expert}/activate`, {version: x.version}); loadAdapters(); fillExperts(); }}, t("activate")),
+        el("button", {type: "button", onclick: async () => { await postJSON(`/v1/evo/adapters/${x.expert}/rollback`, {}); loadAdapters(); }}, t("rollback")))));
+  }
+  page.replaceChildren(el("h2", {}, t("nights")), nights, report, el("h3", {}, t("proposals")), proposals, el("h3", {}, t("adapters")), adapters);
+  await Promise.all([loadProposals().catch(() => {}), loadAdapters().catch(() => {})]);
+}
+const PAGES = {memory: memoryPage, knowledge: knowledgePage, night: nightPage};
+
+// -- pages, language, theme ------------------------------------------------------------------------------
+function showPage(name) {
+  for (const page of document.querySelectorAll(".page")) page.hidden = page.id !== `page-${name}`;
+  PAGES[name]?.().catch((e) => $(`#page-${name}`).append(el("p", {class: "error"}, `${t("error")}: ${e.message}`)));
+  for (const b of document.querySelectorAll("[data-page]")) b.setAttribute("aria-current", b.dataset.page === name ? "page" : "false");
+}
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = t(node.dataset.i18nPlaceholder);
+  $("#lang").textContent = lang === "tr" ? "EN" : "TR";
+  fillExperts();
+}
+async function fillExperts() {
+  const select = $("#expert");
+  const chosen = select.value || "evo-tr";
+  const data = await getJSON("/v1/models").catch(() => ({data: [{id: "evo-tr"}, {id: "evo-tr/base"}]}));
+  const ids = data.data.map((m) => m.id).filter((id) => id !== "evo-tr-e5");
+  select.replaceChildren(...ids.map((id) => el("option", {value: id}, id === "evo-tr" ? t("auto") : id === "evo-tr/base" ? t("base") : id.slice(7))));
+  select.value = ids.includes(chosen) ? chosen : "evo-tr";
+}
+
+function init() {
+  document.documentElement.dataset.theme = localStorage.getItem("evo-theme") || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
+  $("#composer").addEventListener("submit", (e) => { e.preventDefault(); const text = $("#input").value; $("#input").value = ""; send(text); });
+  $("#input").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("#composer").requestSubmit(); }
+  });
+  $("#stop").addEventListener("click", () => state.controller?.abort());
+  $("#new-chat").addEventListener("click", newChat);
+  $("#session-search").addEventListener("input", loadSessions);
+  $("#lang").addEventListener("click", () => { lang = lang === "tr" ? "en" : "tr"; localStorage.setItem("evo-lang", lang); applyLanguage(); });
+  $("#theme").addEventListener("click", () => {
+    const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    localStorage.setItem("evo-theme", next);
+  });
+  for (const b of document.querySelectorAll("[data-page]")) b.addEventListener("click", () => showPage(b.dataset.page));
+  applyLanguage();
+  loadSessions();
+  showPage("chat");
+}
+init();
