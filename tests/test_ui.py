@@ -187,6 +187,8 @@ def test_screenshots_at_desktop_and_phone_width(browser, ui_server):
         context.add_init_script(f"sessionStorage.setItem('evo-key', {KEY!r})")
         pg = context.new_page()
         pg.goto(ui_server.url + "/")
+        if width < 700:  # a phone: the sidebar opens from the menu button
+            pg.click("#menu")
         pg.wait_for_selector("#sessions li")
         pg.click("#sessions li .open >> nth=0")
         pg.wait_for_selector("#messages .msg.assistant")

@@ -10,7 +10,7 @@ const T = {
        auto: "Otomatik", base: "Temel model", remembered: "Hatırlananlar", sources: "Kaynaklar", interrupted: "yarıda kesildi",
        regenerate: "Yeniden üret", edit: "Düzenle", copy: "Kopyala", copied: "Kopyalandı", good: "İyi cevap", bad: "Kötü cevap",
        fix: "Düzelt", reason: "Neden? (isteğe bağlı)", correction: "Doğru cevap:", deleteSession: "Oturumu sil", confirmDelete: "Bu oturum silinsin mi?",
-       thanks: "Teşekkürler, kaydedildi.", error: "Hata", untitled: "(başlıksız)",
+       thanks: "Teşekkürler, kaydedildi.", error: "Hata", untitled: "(başlıksız)", menu: "Menü",
        memTypes: "Tümü", add: "Ekle", forget: "Unut", confirmForget: "Bu hafıza silinsin mi?", exportAll: "Dışa aktar (JSONL)", importFile: "İçe aktar",
        search: "Ara", upload: "Belge yükle (sürükleyip bırakın)", remove: "Kaldır", pack: "Paket", documents: "Belgeleriniz", nights: "Geceler",
        proposals: "Bekleyen eğitim önerileri", accept: "Kabul", reject: "Reddet", adapters: "Adaptör sürümleri", activate: "Etkinleştir", rollback: "Geri al",
@@ -21,7 +21,7 @@ const T = {
        auto: "Auto", base: "Base model", remembered: "Remembered", sources: "Sources", interrupted: "interrupted",
        regenerate: "Regenerate", edit: "Edit", copy: "Copy", copied: "Copied", good: "Good answer", bad: "Bad answer",
        fix: "Correct", reason: "Why? (optional)", correction: "The right answer:", deleteSession: "Delete session", confirmDelete: "Delete this session?",
-       thanks: "Thanks, saved.", error: "Error", untitled: "(untitled)",
+       thanks: "Thanks, saved.", error: "Error", untitled: "(untitled)", menu: "Menu",
        memTypes: "All", add: "Add", forget: "Forget", confirmForget: "Delete this memory?", exportAll: "Export (JSONL)", importFile: "Import",
        search: "Search", upload: "Upload a document (drag and drop)", remove: "Remove", pack: "Pack", documents: "Your documents", nights: "Nights",
        proposals: "Pending training proposals", accept: "Accept", reject: "Reject", adapters: "Adapter versions", activate: "Activate", rollback: "Roll back",
@@ -468,6 +468,7 @@ function applyLanguage() {
   document.documentElement.lang = lang;
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   for (const node of document.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = t(node.dataset.i18nPlaceholder);
+  for (const node of document.querySelectorAll("[data-i18n-label]")) node.setAttribute("aria-label", t(node.dataset.i18nLabel));
   $("#lang").textContent = lang === "tr" ? "EN" : "TR";
   fillExperts();
 }
@@ -488,6 +489,13 @@ function init() {
   });
   $("#stop").addEventListener("click", () => state.controller?.abort());
   $("#new-chat").addEventListener("click", newChat);
+  $("#menu").addEventListener("click", () => {
+    const open = $("#sidebar").classList.toggle("open");
+    $("#menu").setAttribute("aria-expanded", String(open));
+  });
+  $("#sidebar").addEventListener("click", (e) => {  // on a phone, choosing a session or a page closes the menu
+    if (e.target.closest("#sessions .open, [data-page]")) { $("#sidebar").classList.remove("open"); $("#menu").setAttribute("aria-expanded", "false"); }
+  });
   $("#session-search").addEventListener("input", loadSessions);
   $("#lang").addEventListener("click", () => { lang = lang === "tr" ? "en" : "tr"; localStorage.setItem("evo-lang", lang); applyLanguage(); });
   $("#theme").addEventListener("click", () => {
