@@ -87,3 +87,18 @@ def chroma_server(tmp_path):
     yield port
     proc.terminate()
     proc.wait(timeout=30)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (no browser download: `make test` installs chromium with apt)."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "make test installs Debian's chromium (apt) when it is missing"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])  # root in CI: Chromium's own sandbox needs a user
+        yield b
+        b.close()

@@ -103,7 +103,7 @@ def test_bench_json_has_every_section():
              "EVO_BENCH__TURN_MEMORY_SIZE": "100", "EVO_BENCH__FOLLOWUP_TOKENS": "16", "EVO_BENCH__KNOWLEDGE_CHUNKS": "40",
              "EVO_BENCH__KNOWLEDGE_QUERIES": "20"}
     out = run_json("bench", "--json", "--runs", "1", env=small, timeout=600)
-    assert out["sections"] == ["engine", "router", "memory", "knowledge", "experts", "turn", "night"]
+    assert out["sections"] == ["engine", "router", "memory", "knowledge", "experts", "turn", "serve", "ui", "night"]
     for key in ("load_s", "ttft_ms_p50", "decode_tok_s", "prompt_tok_s", "raw_ttft_ms_p50", "raw_decode_tok_s", "decode_vs_raw"):
         assert isinstance(out[key], (int, float)) and out[key] > 0, key
     assert out["model"] == MODEL
@@ -126,6 +126,8 @@ def test_bench_json_has_every_section():
     assert out["e2e_ttft_ms_p50"] > 0 and out["e2e_raw_ttft_ms_p50"] > 0 and out["e2e_ttft_vs_raw"] > 0
     assert out["followup_ttft_ms_turn1"] > 0 and out["followup_ttft_ms_turn10"] > 0 and out["followup_ttft_growth"] > 0
     assert out["followup_history_tokens_turn10"] > 0
+    assert out["serve_ttft_ms_p50"] > 0 and out["serve_vs_inproc_ttft"] > 0 and out["serve_concurrent_tok_s_total"] > 0
+    assert 0 < out["ui_first_load_kb"] <= 300 and out["ui_ttft_vs_api"] > 0 and out["ui_own_ms_p50"] is not None
     assert out["night_s_per_100_turns"] > 0 and out["night_memories_added"] >= 8 and out["night_code_blocks_run"] == 40
 
 

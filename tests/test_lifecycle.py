@@ -321,7 +321,7 @@ def test_schedule_cli_install_status_remove_systemd(tmp_path):
     assert "OnCalendar=*-*-* 02:15:00" in timer.read_text()
     assert "systemctl --user enable --now evo-night.timer" in proc.stdout  # ran, or told to run it
     status = run_json("schedule", "status", "--kind", "systemd", "--json", env=env)
-    assert status["installed"] and status["at"] == "02:15:00"
+    assert status["installed"] and status["at"] == "02:15"
     assert run_evo("schedule", "remove", "--kind", "systemd", env=env).returncode == 0
     assert not timer.exists() and not run_json("schedule", "status", "--kind", "systemd", "--json", env=env)["installed"]
     printed = run_evo("schedule", "install", "--kind", "launchd", "--print", env=env)

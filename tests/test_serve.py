@@ -296,6 +296,41 @@ def test_write_endpoints_need_a_key_even_on_loopback(small_queue):
         assert http.get("/v1/models").status_code == 200  # reading stays open on loopback
 
 
+def test_without_a_key_only_the_served_page_may_write_and_other_host_names_are_refused(small_queue, server):
+    import re
+
+    with small_queue.http() as http:
+        page = http.get("/")
+        token = re.search(r'<meta name="evo-page-token" content="([^"]+)">', page.text).group(1)
+        assert len(token) >= 32 and "no-referrer" in page.headers["referrer-policy"]
+        _error(http.post("/v1/evo/memories", json={"text": "Sayfanın belirteci olmadan."}), 403, "api_key_required")
+        _error(http.post("/v1/evo/memories", json={"text": "Yanlış belirteçle."}, headers={"X-Evo-Page-Token": token[:-1] + "x"}),
+               403, "api_key_required")
+        added = http.post("/v1/evo/memories", json={"text": "Sayfanın belirteciyle eklendi."}, headers={"X-Evo-Page-Token": token})
+        assert added.status_code == 200, added.text
+        assert http.delete(f"/v1/evo/memories/{added.json()['id']}", headers={"X-Evo-Page-Token": token}).json()["deleted"]
+        # DNS rebinding: a site whose name now points at 127.0.0.1 is refused before anything is read.
+        for host in ("attacker.example", "attacker.example:8000", "127.0.0.1.nip.io"):
+            _error(http.get("/v1/evo/memories", headers={"Host": host}), 403, "host_not_allowed")
+        assert http.get("/health", headers={"Host": "localhost"}).status_code == 200
+    with server.http() as http:  # with a key the page carries no token: it asks for the key instead
+        assert "evo-page-token" not in http.get("/").text
+        _error(http.post("/v1/evo/memories", json={"text": "x"}, headers={"Authorization": "", "X-Evo-Page-Token": token}),
+               401, "invalid_api_key")
+
+
+def test_with_a_key_the_page_asks_for_it_once_and_keeps_it_out_of_the_url(browser, server):
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.goto(server.url + "/")
+    pg.wait_for_selector("#key-dialog[open]")
+    pg.fill("#key-input", KEY)
+    pg.click("#key-form button")
+    pg.wait_for_selector("#expert option[value='evo-tr/base']", state="attached")
+    assert pg.evaluate("sessionStorage.getItem('evo-key')") == KEY and KEY not in pg.url
+    context.close()
+
+
 # -- concurrency -----------------------------------------------------------------------------------
 def test_eight_concurrent_streaming_clients_get_their_own_answers(server):
     prompts = [f"Say the number {n} in words." for n in range(8)]

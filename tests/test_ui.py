@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -12,35 +11,23 @@ from pathlib import Path
 import pytest
 
 from .conftest import EVO
-from .test_serve import KEY, Server, _env, start_server, stop
+from .test_serve import Server, _env, start_server, stop
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path(os.environ.get("EVO_SCREENSHOTS", Path(__file__).resolve().parent.parent / "build" / "screenshots"))
 
 
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory):
+    """`evo serve` as a user starts it: loopback, no API key (the page opens the write endpoints with its own token)."""
     home = tmp_path_factory.mktemp("ui-home")
-    srv = start_server(home)
+    srv = start_server(home, key=None)
     yield srv
     stop(srv)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "make test installs Debian's chromium (apt) when it is missing"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser, ui_server):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.add_init_script(f"sessionStorage.setItem('evo-key', {KEY!r})")
     pg = context.new_page()
     pg.errors = []
     pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
@@ -110,12 +97,21 @@ def test_regenerate_replaces_the_answer_and_feedback_lands_in_sqlite(page, ui_se
     assert "good" in kinds
     send(page, "Name a colour.")
     wait_turn_end(page)
-    page.once("dialog", lambda d: d.accept("Kırmızı."))
-    last_answer(page).locator("button[aria-label='Düzelt']").click()
-    page.wait_for_selector("#messages .msg.assistant >> nth=-1 >> text=Teşekkürler, kaydedildi.")
+    answer = last_answer(page)
+    answer.locator("button[aria-label='Kötü cevap']").click()  # 👎 asks for an optional reason in a small form
+    answer.locator(".feedback-form input").fill("Çok kısa.")
+    answer.locator(".feedback-form input").press("Enter")
+    answer.locator("text=Teşekkürler, kaydedildi.").wait_for()
+    answer.locator("button[aria-label='Düzelt']").click()  # ✏️: the right answer; an empty one is not sent
+    answer.locator(".feedback-form button[type=submit]").click()
+    assert answer.locator(".feedback-form").count() == 1
+    answer.locator(".feedback-form textarea").fill("Kırmızı.")
+    answer.locator(".feedback-form button[type=submit]").click()
+    answer.locator(".feedback-form").wait_for(state="detached")
     with db(ui_server) as conn:
-        fixes = [(r["kind"], r["text"]) for r in conn.execute("SELECT kind, text FROM feedback WHERE session_id = ? AND kind = 'fix'", (session,))]
-    assert fixes == [("fix", "Kırmızı.")]
+        rows = [(r["kind"], r["reason"], r["text"]) for r in conn.execute("SELECT kind, reason, text FROM feedback WHERE session_id = ? "
+                                                                          "AND kind IN ('bad', 'fix') ORDER BY id", (session,))]
+    assert rows == [("bad", "Çok kısa.", ""), ("fix", "", "Kırmızı.")]
 
 
 def test_the_expert_picker_is_honoured_and_a_session_survives_a_reload(page):
@@ -140,7 +136,7 @@ def test_forgetting_a_memory_removes_it_from_the_list_and_from_recall(page, ui_s
     page.once("dialog", lambda d: d.accept())
     page.locator("#page-memory li", has_text="Zeynep").first.locator("button").click()
     page.wait_for_function("() => !document.querySelector('#page-memory .items').innerText.includes('Zeynep')")
-    auth = {"Authorization": f"Bearer {KEY}"}
+    auth: dict[str, str] = {}  # loopback without a key: reading needs none
     facts = httpx.get(f"{ui_server.url}/v1/evo/memories", params={"type": "fact"}, headers=auth).json()["memories"]
     assert not any("Zeynep" in m["text"] for m in facts)
     r = httpx.post(f"{ui_server.url}/v1/chat/completions", headers=auth, timeout=120,
@@ -148,6 +144,32 @@ def test_forgetting_a_memory_removes_it_from_the_list_and_from_recall(page, ui_s
     recalled = [httpx.get(f"{ui_server.url}/v1/evo/memories", params={"limit": 1000}, headers=auth).json()["memories"]]
     texts = {m["id"]: m["text"] for m in recalled[0]}
     assert not any("Zeynep" in texts.get(i, "") for i in r["evo"]["memory_ids"])
+
+
+def test_a_dropped_document_grounds_an_answer_and_its_source_opens_the_passage(page):
+    text = "# Kuzey Ormanı\n\nKuzey Ormanı'ndaki gölün adı Karagöl'dür; göl 1.240 metre yüksekliktedir ve çevresi ladin ağaçlarıyla kaplıdır.\n"
+    page.click("[data-page=knowledge]")
+    page.wait_for_selector("#page-knowledge .drop")
+    files = page.evaluate_handle("""([name, text]) => { const dt = new DataTransfer();
+        dt.items.add(new File([text], name, {type: 'text/markdown'})); return dt; }""", ["kuzey-ormani.md", text])
+    page.dispatch_event("#page-knowledge .drop", "drop", {"dataTransfer": files})  # as a file dropped from the desktop
+    page.wait_for_selector("#page-knowledge .items li >> text=kuzey-ormani.md")
+    page.fill("#page-knowledge input[type=search]", "Karagöl")
+    page.press("#page-knowledge input[type=search]", "Enter")
+    page.wait_for_selector("#page-knowledge details summary >> text=kuzey-ormani.md")
+    page.click("[data-page=chat]")
+    page.select_option("#expert", "evo-tr/base")
+    send(page, "Kuzey Ormanı'ndaki gölün adı ne?")
+    wait_turn_end(page)
+    source = last_answer(page).locator(".sources .source").first
+    assert "kuzey-ormani.md" in source.inner_text()
+    source.click()
+    passage = last_answer(page).locator(".passage")
+    passage.wait_for(state="visible")
+    assert "Karagöl" in passage.inner_text() and source.get_attribute("aria-expanded") == "true"
+    page.click("[data-page=knowledge]")  # removed again: the rest of the module's server sees no document
+    page.locator("#page-knowledge .items li", has_text="kuzey-ormani.md").locator("button").click()
+    page.wait_for_selector("#page-knowledge .items li >> text=kuzey-ormani.md", state="detached")
 
 
 def test_a_night_report_opens_with_its_charts(page, ui_server):
@@ -182,29 +204,21 @@ def test_html_in_messages_and_answers_is_shown_as_text_and_runs_nothing(page, ui
 
 def test_screenshots_at_desktop_and_phone_width(browser, ui_server):
     SHOTS.mkdir(parents=True, exist_ok=True)
+    question = "Python'da iki sayıyı toplayan bir fonksiyon yazar mısın?"
     for width, height in ((1280, 900), (390, 844)):
         context = browser.new_context(viewport={"width": width, "height": height})
-        context.add_init_script(f"sessionStorage.setItem('evo-key', {KEY!r})")
         pg = context.new_page()
         pg.goto(ui_server.url + "/")
-        if width < 700:  # a phone: the sidebar opens from the menu button
+        pg.wait_for_selector("#expert option", state="attached")
+        if width > 700:  # a conversation of its own, answered here
+            send(pg, question)
+            wait_turn_end(pg)
+        else:  # a phone: the sidebar opens from the menu button, and the same conversation opens from it
             pg.click("#menu")
-        pg.wait_for_selector("#sessions li")
-        pg.click("#sessions li .open >> nth=0")
-        pg.wait_for_selector("#messages .msg.assistant")
+            pg.click(f"#sessions li .open >> text={question[:20]}")
+            pg.wait_for_selector("#messages .msg.assistant .badge")
+            assert not pg.locator("#sessions").is_visible()  # choosing a session closed the menu
         assert pg.evaluate("document.documentElement.scrollWidth") <= width  # nothing wider than the screen
         pg.screenshot(path=str(SHOTS / f"chat-{width}.png"), full_page=False)
         assert (SHOTS / f"chat-{width}.png").stat().st_size > 10_000
         context.close()
-
-
-def test_without_a_stored_key_the_page_asks_for_it_once(browser, ui_server):
-    context = browser.new_context()
-    pg = context.new_page()
-    pg.goto(ui_server.url + "/")
-    pg.wait_for_selector("#key-dialog[open]")
-    pg.fill("#key-input", KEY)
-    pg.click("#key-form button")
-    pg.wait_for_selector("#expert option[value='evo-tr/base']", state="attached")
-    assert pg.evaluate("sessionStorage.getItem('evo-key')") == KEY and KEY not in pg.url
-    context.close()

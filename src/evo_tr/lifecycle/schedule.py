@@ -156,12 +156,14 @@ def status(kind: str, user_home: Path | None = None) -> dict[str, object]:
             line = next((ln for ln in _crontab().splitlines() if CRON_MARKER in ln), None)
         except EvoError as exc:
             return {"kind": kind, "installed": False, "problem": exc.message}
-        return {"kind": kind, "installed": line is not None, "entry": line}
+        fields = (line or "").split()
+        when = f"{int(fields[1]):02d}:{int(fields[0]):02d}" if len(fields) > 1 and fields[0].isdigit() and fields[1].isdigit() else None
+        return {"kind": kind, "installed": line is not None, "entry": line, "at": when}
     files = list(plan(kind, "03:00", Path("/"), user_home).files)
     present = [p for p in files if p.exists()]
     when = None
     for p in present:
         for line in p.read_text().splitlines():
             if line.startswith("OnCalendar="):
-                when = line.split(" ")[-1]
+                when = line.split(" ")[-1][:5]  # HH:MM, as cron's
     return {"kind": kind, "installed": len(present) == len(files), "files": [str(p) for p in present], "at": when}

@@ -21,7 +21,7 @@ from evo_tr import __version__
 from evo_tr.serve import errors, evo_api, openai_api
 from evo_tr.serve.errors import ERROR_RESPONSES, ApiError, error_response
 from evo_tr.serve.metrics import CONTENT_TYPE
-from evo_tr.serve.state import ServerState
+from evo_tr.serve.state import ServerState, is_loopback
 
 access = logging.getLogger("evo_tr.serve.access")
 
@@ -68,6 +68,13 @@ class Gatekeeper:
             await send(message)
 
         try:
+            if self.key is None and not _local_host(headers.get("host", b"")):
+                # Loopback without a key: a request naming another host is a page from a site whose name was
+                # rebound to 127.0.0.1 (DNS rebinding); it would otherwise be same-origin with the page.
+                await error_response(403, "This server listens on loopback without an API key and answers only requests "
+                                          "addressed to localhost or 127.0.0.1. To reach it under another name, set an API key "
+                                          "(EVO_API_KEY) and start it with --host.", "host_not_allowed")(scope, receive, send_logged)
+                return
             if self.key is not None and scope.get("method") != "OPTIONS" and path not in PUBLIC_PATHS:
                 given = headers.get("authorization", b"")
                 token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
@@ -119,6 +126,16 @@ class _TooLarge(Exception):
     pass
 
 
+def _local_host(host: bytes) -> bool:
+    """Whether a Host header names this machine's loopback: localhost, 127.0.0.1 (any 127/8) or [::1], any port."""
+    name = host.decode("latin-1").strip().lower()
+    if name.startswith("["):
+        name = name[1:name.find("]")] if "]" in name else name
+    else:
+        name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    return name == "localhost" or (is_loopback(name) if name else False)
+
+
 def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(
         title="EVO-TR", version=__version__,
@@ -141,7 +158,10 @@ def create_app(state: ServerState) -> FastAPI:
     @app.get("/", tags=["ui"], summary="The web page (chat, memory, knowledge, nights)", response_class=Response,
              responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}})
     def page() -> Response:
-        return Response((UI_DIR / "index.html").read_bytes(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+        html = (UI_DIR / "index.html").read_text(encoding="utf-8")
+        if state.page_token:  # loopback without a key: the page's own pass for the write endpoints (deps.require_key)
+            html = html.replace("<head>", f'<head>\n<meta name="evo-page-token" content="{state.page_token}">', 1)
+        return Response(html.encode(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
     @app.get("/ui/{name}", tags=["ui"], summary="The page's script and style sheet", response_class=Response,
              responses={200: {"content": {"text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}}})

@@ -215,14 +215,23 @@ class PassageOut(BaseModel):
     id: str = Field(description="Passage id.")
     label: str = Field(description="The source as a person reads it (pack entry, or file › section (lines)).")
     kind: str = Field(description="pack or document.")
-    similarity: float
-    relevant: bool = Field(description="Whether a chat turn with this message would put it into the prompt.")
+    similarity: float | None = Field(None, description="Cosine similarity to the query (search only).")
+    relevant: bool | None = Field(None, description="Whether a chat turn with this message would put it into the prompt (search only).")
     text: str
     source: str | None = None
     section: str | None = None
     line_start: int | None = None
     line_end: int | None = None
     entry: str | None = None
+
+
+class ScheduleOut(BaseModel):
+    kind: str = Field(description="cron, systemd or launchd: the scheduler this system uses.")
+    installed: bool = Field(description="Whether `evo night` runs every night (`evo schedule install` installs it).")
+    at: str | None = Field(None, description="Local time of day, HH:MM, when installed.")
+    entry: str | None = Field(None, description="The crontab line (cron).")
+    files: list[str] = Field(default_factory=list, description="The unit or agent files (systemd, launchd).")
+    problem: str | None = Field(None, description="Why the status could not be read.")
 
 
 class KnowledgeSearchOut(BaseModel):
@@ -558,15 +567,28 @@ def forget_memories(body: ForgetIn, state: ServerState = State) -> Any:
     return ForgetOut(deleted=deleted, ids=[m.id for m in targets], memories=[MemoryOut(**_memory_out(m)) for m in targets])
 
 
+MemoryId = Annotated[str, PathParam(min_length=1, max_length=200, description="The memory's id (GET /v1/evo/memories lists them).")]
+
+
+def _no_memory(memory_id: str) -> ApiError:
+    return ApiError(404, f"No memory with id {memory_id!r}. GET /v1/evo/memories lists them, POST /v1/evo/memories/search "
+                         "finds them; POST /v1/evo/memories/forget takes a query.", "not_found", "memory_id")
+
+
+@router.get("/memories/{memory_id}", response_model=MemoryOut, summary="One memory by its exact id (an answer's memory_ids name them)")
+def get_memory(memory_id: MemoryId, state: ServerState = State) -> Any:
+    with _memory(state.orch()) as manager:
+        found = manager.store.get(memory_id)
+    if found is None:
+        raise _no_memory(memory_id)
+    return MemoryOut(**_memory_out(found))
+
+
 @router.delete("/memories/{memory_id}", response_model=Deleted, dependencies=[Writes], summary="Forget one memory by its exact id")
-def delete_memory(
-    memory_id: Annotated[str, PathParam(min_length=1, max_length=200, description="The memory's id (GET /v1/evo/memories lists them).")],
-    state: ServerState = State,
-) -> Any:
+def delete_memory(memory_id: MemoryId, state: ServerState = State) -> Any:
     with _memory(state.orch()) as manager:
         if manager.store.get(memory_id) is None:
-            raise ApiError(404, f"No memory with id {memory_id!r}. GET /v1/evo/memories lists them, POST /v1/evo/memories/search "
-                                "finds them; POST /v1/evo/memories/forget takes a query.", "not_found", "memory_id")
+            raise _no_memory(memory_id)
         deleted = manager.forget([memory_id])
     return Deleted(deleted=deleted > 0, id=memory_id)
 
@@ -672,16 +694,30 @@ def search_knowledge(body: KnowledgeSearchIn, state: ServerState = State) -> Any
     with _knowledge(state.orch()) as store:
         hits = store.search(body.query, body.top_k, include_pack=not body.documents_only)
         chosen = {h.memory.id for h in store.relevant(body.query, hits)}
-    rows = []
-    for h in hits:
-        meta = h.memory.extra
-        rows.append(PassageOut(
-            id=h.memory.id, label=str(meta.get("label", "")), kind=str(meta.get("kind", "")), similarity=round(h.similarity, 4),
-            relevant=h.memory.id in chosen, text=h.memory.text,
-            **{k: (str(meta[k]) if k in ("source", "section", "entry") else _int(meta[k], 0))
-               for k in ("source", "section", "line_start", "line_end", "entry") if meta.get(k) not in (None, "")},
-        ))
-    return KnowledgeSearchOut(query=body.query, hits=rows)
+    return KnowledgeSearchOut(query=body.query, hits=[_passage_out(h.memory, round(h.similarity, 4), h.memory.id in chosen) for h in hits])
+
+
+def _passage_out(memory, similarity: float | None = None, relevant: bool | None = None) -> PassageOut:
+    meta = memory.extra
+    return PassageOut(
+        id=memory.id, label=str(meta.get("label", "")), kind=str(meta.get("kind", "")), similarity=similarity, relevant=relevant,
+        text=memory.text, **{k: (str(meta[k]) if k in ("source", "section", "entry") else _int(meta[k], 0))
+                             for k in ("source", "section", "line_start", "line_end", "entry") if meta.get(k) not in (None, "")},
+    )
+
+
+@router.get("/knowledge/passages/{passage_id}", response_model=PassageOut,
+            summary="The passage a source came from: its text and where it is (as `evo knowledge show`)")
+def get_passage(
+    passage_id: Annotated[str, PathParam(min_length=1, max_length=300, description="A passage id, from a search hit or an answer's sources.")],
+    state: ServerState = State,
+) -> Any:
+    with _knowledge(state.orch()) as store:
+        found = store.passage(passage_id)
+    if found is None:
+        raise ApiError(404, f"No passage {passage_id!r} in the knowledge store (it may have been removed with its document); "
+                       "POST /v1/evo/knowledge/search finds current ones.", "not_found", "passage_id")
+    return _passage_out(found)
 
 
 # -- route only ------------------------------------------------------------------------------------
@@ -855,6 +891,16 @@ def get_chart(
         raise ApiError(404, f"No chart {name!r} in the report for {day}. Charts there: {', '.join(_charts(folder)) or 'none'}.",
                        "not_found", "name")
     return FileResponse(path, media_type="image/png")
+
+
+@router.get("/schedule", response_model=ScheduleOut, summary="Whether the nightly run is installed, and when (as `evo schedule status`)")
+def schedule_status() -> Any:
+    from evo_tr.lifecycle import schedule
+
+    kind = schedule.default_kind()
+    st = schedule.status(kind)
+    return ScheduleOut(kind=kind, installed=bool(st.get("installed")), at=st.get("at"), entry=st.get("entry"),
+                       files=list(st.get("files") or []), problem=st.get("problem"))
 
 
 # -- training proposals ----------------------------------------------------------------------------

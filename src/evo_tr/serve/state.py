@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -68,6 +69,10 @@ class ServerState:
         self.settings = settings
         self.model = model or settings.model
         self.api_key = api_key
+        # Without a key (loopback only), the page served at / carries this token and the write endpoints accept it:
+        # a page from another site can neither read it (same-origin policy; no CORS) nor send the custom header
+        # without a preflight that fails, and the gatekeeper's Host check stops DNS rebinding from making it same-origin.
+        self.page_token = None if api_key else secrets.token_urlsafe(32)
         self.metrics = Metrics()
         self.started = time.time()
         self.orchestrator = None

@@ -14,7 +14,10 @@ const T = {
        memTypes: "Tümü", add: "Ekle", forget: "Unut", confirmForget: "Bu hafıza silinsin mi?", exportAll: "Dışa aktar (JSONL)", importFile: "İçe aktar",
        search: "Ara", upload: "Belge yükle (sürükleyip bırakın)", remove: "Kaldır", pack: "Paket", documents: "Belgeleriniz", nights: "Geceler",
        proposals: "Bekleyen eğitim önerileri", accept: "Kabul", reject: "Reddet", adapters: "Adaptör sürümleri", activate: "Etkinleştir", rollback: "Geri al",
-       active: "etkin", imported: "içe aktarıldı", skipped: "atlandı", nothing: "Henüz yok.",},
+       active: "etkin", imported: "içe aktarıldı", skipped: "atlandı", nothing: "Henüz yok.",
+       cancel: "Vazgeç", save: "Kaydet", sendFeedback: "Gönder", model: "Model", schedule: "Gece çalışması",
+       scheduleOn: "her gece", scheduleOff: "kurulu değil (`evo schedule install` kurar)", passageGone: "Bu pasaj artık yok (belgesi kaldırılmış olabilir).",
+       given: "Verilen geri bildirim", memoryGone: "artık hafızada yok",},
   en: {newChat: "New chat", expert: "Expert", expertHelp: "Auto: the router picks one per message.", searchSessions: "Search sessions",
        chat: "Chat", memory: "Memory", knowledge: "Knowledge", night: "Night", theme: "Theme", message: "Message",
        placeholder: "Type something… (Enter sends, Shift+Enter new line)", send: "Send", stop: "Stop", apiKey: "API key",
@@ -25,7 +28,10 @@ const T = {
        memTypes: "All", add: "Add", forget: "Forget", confirmForget: "Delete this memory?", exportAll: "Export (JSONL)", importFile: "Import",
        search: "Search", upload: "Upload a document (drag and drop)", remove: "Remove", pack: "Pack", documents: "Your documents", nights: "Nights",
        proposals: "Pending training proposals", accept: "Accept", reject: "Reject", adapters: "Adapter versions", activate: "Activate", rollback: "Roll back",
-       active: "active", imported: "imported", skipped: "skipped", nothing: "Nothing yet.",},
+       active: "active", imported: "imported", skipped: "skipped", nothing: "Nothing yet.",
+       cancel: "Cancel", save: "Save", sendFeedback: "Send", model: "Model", schedule: "Night run",
+       scheduleOn: "every night at", scheduleOff: "not installed (`evo schedule install` installs it)", passageGone: "This passage is gone (its document may have been removed).",
+       given: "Feedback given", memoryGone: "no longer in memory",},
 };
 let lang = localStorage.getItem("evo-lang") || "tr";
 const t = (key) => (T[lang] && T[lang][key]) || T.tr[key] || key;
@@ -42,10 +48,31 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// 👍 👎 ✏️ as drawn icons, not emoji: they look the same on every system, with or without an emoji font.
+// Paths from Feather icons (MIT, feathericons.com): thumbs-up, thumbs-down, edit-2.
+const ICONS = {
+  good: "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3",
+  bad: "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17",
+  fix: "M17 3a2.828 2.828 0 1 1 4 4L7.5 20.5 2 22l1.5-5.5L17 3z",
+};
+function icon(name) {
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  for (const [k, v] of Object.entries({viewBox: "0 0 24 24", width: "15", height: "15", fill: "none", stroke: "currentColor",
+    "stroke-width": "2", "stroke-linecap": "round", "stroke-linejoin": "round", "aria-hidden": "true", focusable: "false"})) svg.setAttribute(k, v);
+  const path = document.createElementNS(NS, "path");
+  path.setAttribute("d", ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
 // -- API ---------------------------------------------------------------------------------------------
+// Loopback without a key: the server put a token into this page that opens its write endpoints to it alone.
+const PAGE_TOKEN = document.querySelector('meta[name="evo-page-token"]')?.content;
 function headers(extra = {}) {
   const key = sessionStorage.getItem("evo-key");
-  return key ? {...extra, Authorization: `Bearer ${key}`} : extra;
+  if (key) return {...extra, Authorization: `Bearer ${key}`};
+  return PAGE_TOKEN ? {...extra, "X-Evo-Page-Token": PAGE_TOKEN} : extra;
 }
 let keyPrompt = null;  // one dialog, however many requests found they need the key
 function askKey() {
@@ -161,39 +188,85 @@ function messageNode(role, text) {
   else body.append(renderMarkdown(text));
   return node;
 }
+const isPassage = (id) => /^(pack|doc):/.test(id);  // knowledge passage ids; every other id is a memory
 function metaNode(evo, finish) {
   const meta = el("div", {class: "meta"});
   const label = evo.intent ? `${evo.expert} · ${evo.intent} · ${Math.round(evo.confidence * 100)}%` : evo.expert;
   meta.append(el("span", {class: "badge", "data-expert": evo.expert}, label));
   if (finish === "interrupted") meta.append(el("span", {class: "interrupted"}, t("interrupted")));
-  if (evo.memory_ids?.length) {
-    const details = el("details", {class: "remembered"}, el("summary", {}, `${t("remembered")} (${evo.memory_ids.length})`));
+  const memoryIds = (evo.memory_ids || []).filter((id) => !isPassage(id));
+  if (memoryIds.length) {
+    const details = el("details", {class: "remembered"}, el("summary", {}, `${t("remembered")} (${memoryIds.length})`));
     const list = el("ul");
     details.append(list);
     details.addEventListener("toggle", async () => {
       if (!details.open || list.childElementCount) return;
-      const found = await getJSON("/v1/evo/memories?limit=500").catch(() => ({memories: []}));
-      const byId = new Map(found.memories.map((m) => [m.id, m.text]));
-      for (const id of evo.memory_ids) list.append(el("li", {}, byId.get(id) || (evo.sources.find((s) => s.id === id)?.label) || id));
+      for (const id of memoryIds) {
+        const found = await getJSON(`/v1/evo/memories/${encodeURIComponent(id)}`).catch(() => null);
+        list.append(el("li", {class: found ? "" : "hint"}, found ? found.text : `${id}: ${t("memoryGone")}`));
+      }
     });
     meta.append(details);
   }
-  if (evo.sources?.length) meta.append(el("div", {class: "sources"}, `${t("sources")}: `, evo.sources.map((s) => s.label).join(" · ")));
+  const sources = evo.sources?.length ? evo.sources : (evo.memory_ids || []).filter(isPassage).map((id) => ({id, label: null}));
+  if (sources.length) meta.append(sourcesNode(sources));
   return meta;
 }
-function feedbackNode(evo) {
+function sourcesNode(sources) {
+  const passage = el("blockquote", {class: "passage", hidden: true, "aria-live": "polite"});
+  const row = el("div", {class: "sources"}, `${t("sources")}: `);
+  let openId = null;
+  for (const s of sources) {
+    const button = el("button", {type: "button", class: "source", "aria-expanded": "false"}, s.label || s.id);
+    if (!s.label) getJSON(`/v1/evo/knowledge/passages/${encodeURIComponent(s.id)}`).then((p) => (button.textContent = p.label)).catch(() => {});
+    button.addEventListener("click", async () => {
+      for (const b of row.querySelectorAll(".source")) b.setAttribute("aria-expanded", "false");
+      if (openId === s.id) { openId = null; passage.hidden = true; return; }
+      openId = s.id;
+      const p = await getJSON(`/v1/evo/knowledge/passages/${encodeURIComponent(s.id)}`).catch(() => null);
+      passage.replaceChildren(...(p ? [el("div", {class: "hint"}, p.label), el("p", {}, p.text)] : [el("p", {class: "hint"}, t("passageGone"))]));
+      passage.hidden = false;
+      button.setAttribute("aria-expanded", "true");
+    });
+    row.append(button);
+  }
+  return el("div", {class: "sources-box"}, row, passage);
+}
+function feedbackNode(evo, given = null) {
   const box = el("div", {class: "feedback"});
-  if (!evo.session_id) return box;
+  if (!evo.session_id || !evo.turn) return box;
+  const status = el("span", {class: "hint", role: "status"}, given ? `${t("given")}: ${given}` : "");
   const send = async (kind, extra = {}) => {
     try {
       await postJSON("/v1/evo/feedback", {session_id: evo.session_id, turn: evo.turn, kind, ...extra});
-      box.replaceChildren(el("span", {class: "hint"}, t("thanks")));
-    } catch (e) { box.append(el("span", {class: "error"}, `${t("error")}: ${e.message}`)); }
+      box.querySelector("form")?.remove();
+      status.textContent = t("thanks");
+    } catch (e) { status.textContent = `${t("error")}: ${e.message}`; }
+  };
+  // 👎 asks for an optional reason, ✏️ for the right answer: a small form under the answer, not a browser prompt.
+  const ask = (kind) => {
+    box.querySelector("form")?.remove();
+    const field = kind === "fix"
+      ? el("textarea", {rows: "3", "aria-label": t("correction"), placeholder: t("correction")})
+      : el("input", {type: "text", "aria-label": t("reason"), placeholder: t("reason")});
+    const form = el("form", {class: "feedback-form"}, field,
+      el("button", {type: "submit"}, t(kind === "fix" ? "save" : "sendFeedback")),
+      el("button", {type: "button", onclick: () => form.remove()}, t("cancel")));
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const value = field.value.trim();
+      if (kind === "fix" && !value) { field.focus(); return; }
+      send(kind, kind === "fix" ? {text: value} : value ? {reason: value} : {});
+    });
+    form.addEventListener("keydown", (e) => { if (e.key === "Escape") form.remove(); });
+    box.append(form);
+    field.focus();
   };
   box.append(
-    el("button", {type: "button", "aria-label": t("good"), title: t("good"), onclick: () => send("good")}, "👍"),
-    el("button", {type: "button", "aria-label": t("bad"), title: t("bad"), onclick: () => { const r = prompt(t("reason")); if (r !== null) send("bad", {reason: r}); }}, "👎"),
-    el("button", {type: "button", "aria-label": t("fix"), title: t("fix"), onclick: () => { const r = prompt(t("correction")); if (r) send("fix", {text: r}); }}, "✏️"),
+    el("button", {type: "button", "aria-label": t("good"), title: t("good"), onclick: () => send("good")}, icon("good")),
+    el("button", {type: "button", "aria-label": t("bad"), title: t("bad"), onclick: () => ask("bad")}, icon("bad")),
+    el("button", {type: "button", "aria-label": t("fix"), title: t("fix"), onclick: () => ask("fix")}, icon("fix")),
+    status,
   );
   return box;
 }
@@ -252,6 +325,7 @@ async function send(text, {replaceLast = false} = {}) {
     answer.classList.remove("streaming");
   }
   state.history.push({role: "assistant", content});
+  state.lastEvo = evo;  // what the server did with the message (the bench reads its timings)
   if (finish === "interrupted") answer.classList.add("interrupted");
   if (evo) answer.append(metaNode(evo, finish), feedbackNode(evo));
   else if (finish === "interrupted") answer.append(el("div", {class: "meta"}, el("span", {class: "interrupted"}, t("interrupted"))));
@@ -304,13 +378,17 @@ async function openSession(id) {
   state.history = [];
   const list = $("#messages");
   list.replaceChildren();
+  const given = new Map(data.feedback.map((f) => [f.turn, f.kind]));  // the latest per turn
   for (const turn of data.turns) {
     state.history.push({role: "user", content: turn.message}, {role: "assistant", content: turn.answer});
     list.append(messageNode("user", turn.message));
     const answer = messageNode("assistant", turn.answer);
-    answer.append(metaNode({...turn, confidence: turn.confidence || 0, sources: [], session_id: id, turn: turn.number}, turn.finish_reason));
+    const evo = {...turn, confidence: turn.confidence || 0, sources: [], session_id: id, turn: turn.number};
+    if (turn.interrupted) answer.classList.add("interrupted");
+    answer.append(metaNode(evo, turn.interrupted ? "interrupted" : turn.finish_reason), feedbackNode(evo, given.get(turn.number)));
     list.append(answer);
   }
+  if (data.turns.length) list.lastElementChild.append(actionsNode());
   showPage("chat");
   loadSessions();
 }
@@ -431,7 +509,9 @@ async function nightPage() {
   const report = el("div", {class: "report"});
   const proposals = el("ul", {class: "items"});
   const adapters = el("ul", {class: "items"});
-  const data = await getJSON("/v1/evo/nights");
+  const [data, schedule] = await Promise.all([getJSON("/v1/evo/nights"), getJSON("/v1/evo/schedule").catch(() => null)]);
+  const scheduleLine = el("p", {class: "hint", id: "schedule"}, schedule === null ? "" : `${t("schedule")}: ` +
+    (schedule.installed ? `${t("scheduleOn")} ${schedule.at || ""} (${schedule.kind})` : t("scheduleOff")));
   nights.replaceChildren(...(data.nights.length ? data.nights : [null]).map((n) => n === null ? el("li", {class: "hint"}, t("nothing")) :
     el("li", {}, el("button", {type: "button", onclick: async () => {
       const r = await getJSON(`/v1/evo/nights/${n.day}`);
@@ -450,10 +530,10 @@ async function nightPage() {
     const a = await getJSON("/v1/evo/adapters");
     adapters.replaceChildren(...(a.adapters.length ? a.adapters : [null]).map((x) => x === null ? el("li", {class: "hint"}, t("nothing")) :
       el("li", {}, `${x.expert} ${x.version}${x.active ? ` (${t("active")})` : ""} `,
-        el("button", {type: "button", disabled: x.active, onclick: async () => { await postJSON(`/v1/evo/adapters/${x.expert}/activate`, {version: x.version}); loadAdapters(); fillExperts(); }}, t("activate")),
-        el("button", {type: "button", onclick: async () => { await postJSON(`/v1/evo/adapters/${x.expert}/rollback`, {}); loadAdapters(); }}, t("rollback")))));
+        el("button", {type: "button", disabled: x.active, onclick: async () => { await postJSON(`/v1/evo/adapters/${x.expert}/activate`, {version: x.version}); loadAdapters(); fillExperts(); modelInfo(); }}, t("activate")),
+        el("button", {type: "button", onclick: async () => { await postJSON(`/v1/evo/adapters/${x.expert}/rollback`, {}); loadAdapters(); modelInfo(); }}, t("rollback")))));
   }
-  page.replaceChildren(el("h2", {}, t("nights")), nights, report, el("h3", {}, t("proposals")), proposals, el("h3", {}, t("adapters")), adapters);
+  page.replaceChildren(el("h2", {}, t("nights")), scheduleLine, nights, report, el("h3", {}, t("proposals")), proposals, el("h3", {}, t("adapters")), adapters);
   await Promise.all([loadProposals().catch(() => {}), loadAdapters().catch(() => {})]);
 }
 const PAGES = {memory: memoryPage, knowledge: knowledgePage, night: nightPage};
@@ -481,6 +561,12 @@ async function fillExperts() {
   select.value = ids.includes(chosen) ? chosen : "evo-tr";
 }
 
+async function modelInfo() {
+  const [health, adapters] = await Promise.all([getJSON("/health").catch(() => null), getJSON("/v1/evo/adapters").catch(() => ({adapters: []}))]);
+  const served = adapters.adapters.filter((a) => a.served).map((a) => `${a.expert} ${a.version}`);
+  $("#model-info").replaceChildren(...[health && `${t("model")}: ${health.model}`, ...served].filter(Boolean).map((line) => el("span", {}, line)));
+}
+
 function init() {
   document.documentElement.dataset.theme = localStorage.getItem("evo-theme") || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
   $("#composer").addEventListener("submit", (e) => { e.preventDefault(); const text = $("#input").value; $("#input").value = ""; send(text); });
@@ -506,6 +592,7 @@ function init() {
   for (const b of document.querySelectorAll("[data-page]")) b.addEventListener("click", () => showPage(b.dataset.page));
   applyLanguage();
   loadSessions();
+  modelInfo();
   showPage("chat");
 }
 init();
