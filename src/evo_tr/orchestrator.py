@@ -321,14 +321,15 @@ class Orchestrator:
         return replace(self.config, **values)
 
     def feedback(self, session_id: str, kind: str, *, reason: str = "", text: str = "", turn: int | None = None) -> Feedback:
-        """/good, /bad REASON, /fix TEXT on the session's last turn (or `turn`)."""
+        """/good, /bad REASON, /fix TEXT on the session's last turn (or `turn`); 'regenerate' is what a client that
+        answers again itself (the web page) reports, stored as implicit like `/regen`'s mark."""
         session = self.session(session_id)
         number = session.turns if turn is None else turn
         if number < 1:
             raise EvoError("There is no answer to rate yet.", "Ask something first.")
         if kind == "fix" and not text.strip():
             raise EvoError("/fix needs the better answer.", "Type /fix followed by the answer you expected.")
-        fb = Feedback(session.id, number, kind, "explicit", reason.strip(), text.strip())
+        fb = Feedback(session.id, number, kind, "implicit" if kind == "regenerate" else "explicit", reason.strip(), text.strip())
         self.conversations.add_feedback(fb)
         return fb
 

@@ -93,7 +93,9 @@ class FeedbackIn(BaseModel):
 
     session_id: str = Field(min_length=1, max_length=200, description="The session's exact id.")
     turn: int | None = Field(None, ge=1, le=1_000_000, description="Turn number; default: the session's last turn.")
-    kind: Literal["good", "bad", "fix"] = Field(description="good, bad (with an optional reason) or fix (with the expected answer in text).")
+    kind: Literal["good", "bad", "fix", "regenerate"] = Field(
+        description="good, bad (with an optional reason), fix (with the expected answer in text), or regenerate: the client "
+                    "is asking again for this answer (stored as implicit, as `/regen` marks it).")
     reason: str = Field("", max_length=2000, description="Why the answer was bad (for bad).")
     text: str = Field("", max_length=20_000, description="The answer you expected (required for fix).")
 

@@ -340,9 +340,11 @@ function actionsNode() {
   );
   return box;
 }
-function regenerate() {
+async function regenerate() {
   const lastUser = [...state.history].reverse().find((m) => m.role === "user");
   if (!lastUser || state.busy) return;
+  // The answer being replaced is marked as `/regen` marks it (a signal for the night); nothing to mark before a first stored turn.
+  if (state.session) await postJSON("/v1/evo/feedback", {session_id: state.session, kind: "regenerate"}).catch(() => {});
   send(lastUser.content, {replaceLast: true});
 }
 function editLast() {
