@@ -182,16 +182,22 @@ def test_data_review_accepts_and_rejects(evo_home):
     assert proc.returncode == 2 and "No proposal with id 999999" in proc.stderr
 
 
-def _retrain_settings(home: Path):
+def _retrain_settings(home: Path, shared: Path):
+    """Settings for a retrain in `home`; the torch copy of the test model comes from the session's test home
+    (`shared`), where it is converted once, instead of being converted again for every test."""
+    (shared / "torch").mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "torch").exists():
+        (home / "torch").symlink_to(shared / "torch", target_is_directory=True)
     s = load_settings(home=home, model=MODEL)
-    s.night.retrain_max_steps = 6
+    s.night.retrain_max_steps = 3  # the path train → gate → promote/reject, not what it learns (test_experts.py checks that)
     s.night.retrain_lr = 2e-3
-    s.night.gate_examples = 16
+    s.night.gate_examples = 8
     return s
 
 
-def test_retrain_runs_end_to_end_and_the_gate_rejects_a_bad_candidate(tmp_path):
-    settings = _retrain_settings(tmp_path / "home")
+def test_retrain_runs_end_to_end_and_the_gate_rejects_a_bad_candidate(tmp_path, evo_home):
+    settings = _retrain_settings(tmp_path / "home", evo_home)
     (tmp_path / "home" / "models").mkdir(parents=True)  # the test model is used in place from its package
     rows = [json.loads(line) for f in sorted(packaged_dir("tr_chat").glob("*.jsonl")) for line in f.read_text().splitlines() if line.strip()]
     small = tmp_path / "tr_chat_small.jsonl"  # a slice of the real data keeps the test short
@@ -207,9 +213,9 @@ def test_retrain_runs_end_to_end_and_the_gate_rejects_a_bad_candidate(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_gate_rejects_a_candidate_trained_on_shuffled_answers(tmp_path):
+def test_the_gate_rejects_a_candidate_trained_on_shuffled_answers(tmp_path, evo_home):
     """Every prompt paired with another prompt's answer: the candidate's answers depend less on the question."""
-    settings = _retrain_settings(tmp_path / "home")
+    settings = _retrain_settings(tmp_path / "home", evo_home)
     (tmp_path / "home" / "models").mkdir(parents=True)
     rows = [json.loads(line) for f in sorted(packaged_dir("tr_chat").glob("*.jsonl")) for line in f.read_text().splitlines() if line.strip()]
     reg = registry(settings)
@@ -220,7 +226,7 @@ def test_the_gate_rejects_a_candidate_trained_on_shuffled_answers(tmp_path):
     shuffled.write_text("\n".join(json.dumps({"messages": [*r["messages"][:-1], {"role": "assistant", "content": a}]}, ensure_ascii=False)
                                   for r, a in zip(rows, answers)) + "\n")
     before = reg.active("tr_chat")
-    settings.night.retrain_max_steps = 12
+    settings.night.retrain_max_steps, settings.night.gate_examples = 12, 16
     bad = retrain_expert(settings, "tr_chat", [], base_data=shuffled)
     assert bad["action"] == "rejected" and bad["candidate_prompt_gain"] < bad["active_prompt_gain"] * 0.9, bad
     after = reg.active("tr_chat")

@@ -20,7 +20,8 @@ SHOTS = Path(os.environ.get("EVO_SCREENSHOTS", Path(__file__).resolve().parent.p
 def ui_server(tmp_path_factory):
     """`evo serve` as a user starts it: loopback, no API key (the page opens the write endpoints with its own token)."""
     home = tmp_path_factory.mktemp("ui-home")
-    srv = start_server(home, key=None)
+    # Answers of 96 tokens: long enough to stream in visibly and to be stopped midway, short enough for the budget.
+    srv = start_server(home, key=None, extra={"EVO_GENERATION__MAX_TOKENS": "96"})
     yield srv
     stop(srv)
 
