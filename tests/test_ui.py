@@ -133,7 +133,9 @@ def test_forgetting_a_memory_removes_it_from_the_list_and_from_recall(page, ui_s
     wait_turn_end(page)
     page.click("[data-page=memory]")
     page.select_option("#mem-type", "fact")  # the exchange that said it is a conversation memory, never recalled for this
-    page.wait_for_selector("#page-memory li >> text=Zeynep")
+    page.wait_for_function("() => { const tags = [...document.querySelectorAll('#page-memory .items .tag')].map(t => t.textContent);"
+                           " return tags.length > 0 && tags.every(t => t === 'fact')"
+                           " && document.querySelector('#page-memory .items').innerText.includes('Zeynep'); }")  # the filtered list
     page.once("dialog", lambda d: d.accept())
     page.locator("#page-memory li", has_text="Zeynep").first.locator("button").click()
     page.wait_for_function("() => !document.querySelector('#page-memory .items').innerText.includes('Zeynep')")

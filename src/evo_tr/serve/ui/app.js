@@ -364,10 +364,13 @@ function setBusy(busy) {
 }
 
 // -- sessions ------------------------------------------------------------------------------------------
+let sessionsTicket = 0;
 async function loadSessions() {
   const box = $("#sessions");
+  const ticket = ++sessionsTicket;  // typing in the search box sends one request per key: only the newest answer is shown
   const query = $("#session-search").value.trim().toLocaleLowerCase("tr");
   const data = await getJSON("/v1/evo/sessions?limit=100").catch(() => ({sessions: []}));
+  if (ticket !== sessionsTicket) return;
   box.replaceChildren(...data.sessions
     .filter((s) => !query || (s.title || "").toLocaleLowerCase("tr").includes(query))
     .map((s) => el("li", {class: s.id === state.session ? "current" : ""},
@@ -417,10 +420,13 @@ async function memoryPage() {
   const list = el("ul", {class: "items", "aria-live": "polite"});
   const status = el("p", {class: "hint"});
   const file = el("input", {type: "file", accept: ".jsonl,application/x-ndjson", "aria-label": t("importFile")});
+  let latest = 0;  // a slower earlier answer (another filter, another query) never overwrites a newer one
   async function refresh() {
+    const ticket = ++latest;
     let items;
     if (query.value.trim()) items = (await postJSON("/v1/evo/memories/search", {query: query.value, top_k: 50, type: type.value || null})).hits;
     else items = (await getJSON(`/v1/evo/memories?limit=500${type.value ? `&type=${type.value}` : ""}`)).memories;
+    if (ticket !== latest) return;
     list.replaceChildren(...(items.length ? items : [null]).map((m) => m === null ? el("li", {class: "hint"}, t("nothing")) :
       el("li", {class: m.current === false ? "history" : ""}, el("span", {class: "tag"}, m.type), " ", m.text, " ",
         el("button", {type: "button", "aria-label": `${t("forget")}: ${m.text}`, onclick: async () => {
