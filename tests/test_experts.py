@@ -321,13 +321,104 @@ def test_eval_turkish_reports_perplexity_and_word_validity_for_base_and_adapter(
     assert 0 <= out["word_validity_base"] <= 1 and out["words_base"] > 0 and out["words_adapter"] > 0
 
 
-def test_eval_python_pairs_base_and_adapter_per_problem(trained):
-    out = run_json("eval", "python", "--adapter", "tr_chat", "--limit", "2", "--json", timeout=600)
-    failed = {key: {f["task_id"] for f in out[f"failures_{key}"]} for key in ("base", "tr_chat")}
-    paired = out["paired_tr_chat"]
-    assert set(paired["only_adapter_passes"]) == failed["base"] - failed["tr_chat"]
-    assert set(paired["only_base_passes"]) == failed["tr_chat"] - failed["base"]
-    assert 0.0 < paired["mcnemar_p"] <= 1.0 and "tr_chat" in out["adapter_versions"]
+def test_eval_python_pairs_base_and_adapter_and_two_problem_sets_in_one_run(trained, tmp_path):
+    """English HumanEval and a Turkish file (the first Turkish problems, asked in Turkish) in one run: base vs adapter
+    per set, and the two sets paired problem by problem."""
+    from evo_tr.experts.evaluate import load_problem_set
+
+    mine = tmp_path / "iki.jsonl"  # any HumanEval-format file
+    mine.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in load_problem_set("humaneval-tr", 2).problems), encoding="utf-8")
+    out = run_json("eval", "python", "--adapter", "tr_chat", "--data", "humaneval", "--data", str(mine), "--limit", "1", "--json", timeout=600)
+    english, turkish = out["sets"]
+    assert (english["benchmark"], english["instruction_lang"], turkish["benchmark"], turkish["instruction_lang"]) == ("humaneval", "en", "iki", "tr")
+    assert english["task_ids"] == turkish["task_ids"] == ["HumanEval/0"]
+    for result in (english, turkish):
+        failed = {key: {f["task_id"] for f in result[f"failures_{key}"]} for key in ("base", "tr_chat")}
+        paired = result["paired_tr_chat"]
+        assert set(paired["only_adapter_passes"]) == failed["base"] - failed["tr_chat"]
+        assert set(paired["only_base_passes"]) == failed["tr_chat"] - failed["base"]
+        assert 0.0 < paired["mcnemar_p"] <= 1.0 and "tr_chat" in result["adapter_versions"]
+    assert len(out["paired_sets"]) == 2  # base, then the adapter: English vs Turkish
+    base_pair = out["paired_sets"][0]
+    assert base_pair["problems"] == 1
+    assert (base_pair["pass_at_1_first"], base_pair["pass_at_1_second"]) == (english["pass_at_1_base"], turkish["pass_at_1_base"])
+    assert len(base_pair["only_first_passes"]) + len(base_pair["only_second_passes"]) == abs(english["passed_base"] - turkish["passed_base"])
+
+
+def test_eval_python_refuses_a_bad_problem_file_before_loading_the_model(tmp_path):
+    from evo_tr.experts.evaluate import load_problem_set
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task_id": "x/1", "prompt": "def f():\\n", "entry_point": "f", "test": "def check(c): pass"}\n{"task_id": "x/2", "prompt": ""}\n')
+    with pytest.raises(EvoError, match="line 2: missing or empty prompt, entry_point, test"):
+        load_problem_set(bad)
+    proc = run_evo("eval", "python", "--data", str(bad))
+    assert proc.returncode == 2 and "line 2" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_evo("eval", "python", "--data", str(tmp_path / "none.jsonl"), "--instruction-lang", "tr")
+    assert proc.returncode == 2 and "No such problem file" in proc.stderr
+    assert run_evo("eval", "python", "--instruction-lang", "de").returncode == 2
+    tr = load_problem_set("humaneval-tr")
+    assert len(tr.problems) == 164 and tr.language == "tr" and load_problem_set("humaneval", 3).language == "en"
+
+
+def test_the_turkish_humaneval_passes_its_own_check():
+    """Every canonical solution still passes with the Turkish prompt; code, examples and tests are the original's."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "check_humaneval_tr.py"
+    proc = subprocess.run([sys.executable, str(script), "--json"], capture_output=True, text=True, timeout=600)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["checked"] == 164 and report["failed"] == 0, report["problems"]
+
+
+def _outcomes(passed: int, total: int = 164, offset: int = 0) -> dict[str, bool]:
+    return {f"HumanEval/{i}": offset <= i < offset + passed for i in range(total)}
+
+
+def test_the_code_gate_needs_a_significant_turkish_gain_and_no_english_loss():
+    """Pre-registered (issue 26): (a) one-sided exact McNemar p < 0.05 on Turkish HumanEval, (b) English lost − gained ≤ 3."""
+    from evo_tr.experts.gate import Paired, decide
+
+    base_tr, base_en = _outcomes(8), _outcomes(78)
+    tr_gain = Paired.of(base_tr, _outcomes(20))  # 12 more Turkish problems, none lost
+    assert (len(tr_gain.gained), tr_gain.lost, tr_gain.p_greater) == (12, [], round(0.5 ** 12, 6))
+    en_loses_5 = Paired.of(base_en, _outcomes(73))
+    rejected = decide(tr_gain, en_loses_5, alpha=0.05, english_margin=3)
+    assert not rejected.promote and "English HumanEval: 5 problems lost net" in rejected.reason
+    assert rejected.english.lost == [f"HumanEval/{i}" for i in range(73, 78)]
+    promoted = decide(tr_gain, Paired.of(base_en, _outcomes(78)), alpha=0.05, english_margin=3)
+    assert promoted.promote and promoted.reason == "promoted"
+    within = decide(tr_gain, Paired.of(base_en, _outcomes(76, offset=1)), alpha=0.05, english_margin=3)  # lost 2, gained 0
+    assert within.promote and within.english.lost == ["HumanEval/0", "HumanEval/77"]
+    small = Paired.of(base_tr, {**_outcomes(11), "HumanEval/0": False})  # +3 / -1: p = 5/16, not significant
+    assert small.p_greater == 0.3125 and not decide(small, Paired.of(base_en, _outcomes(78)), alpha=0.05, english_margin=3).promote
+    assert decide(tr_gain, Paired.of(base_en, _outcomes(78)), alpha=0.05, english_margin=3).as_dict()["turkish"]["gained"][:2] == ["HumanEval/8", "HumanEval/9"]
+
+
+@pytest.mark.slow  # two HumanEval sets, base and candidate, after a night retrain of python_coder
+def test_the_nights_python_coder_retrain_goes_through_the_code_gate(tmp_path, evo_home):
+    from evo_tr.lifecycle.night import retrain_expert
+
+    from .test_lifecycle import _retrain_settings
+
+    settings = _retrain_settings(tmp_path / "home", evo_home)
+    (tmp_path / "home" / "models").mkdir(parents=True, exist_ok=True)
+    settings.night.code_gate_limit, settings.night.code_gate_workers = 1, 1
+    rows = [json.loads(line) for f in sorted(packaged_dir_for("python_coder").glob("*.jsonl")) for line in f.read_text().splitlines() if line.strip()]
+    small = tmp_path / "python_small.jsonl"
+    small.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows[::20]) + "\n")
+    result = retrain_expert(settings, "python_coder", [], base_data=small)
+    gate = json.loads((registry(settings).get("python_coder", result["candidate"]).path / "gate.json").read_text())
+    assert gate["metric"] == "code_gate" and gate["turkish"]["problems"] == gate["english"]["problems"] == 1
+    assert result["action"] == ("promoted" if gate["promote"] else "rejected") and gate["alpha"] == 0.05 and gate["english_margin"] == 3
+    assert (registry(settings).active("python_coder") is not None and registry(settings).active("python_coder").tag == result["candidate"]) == gate["promote"]
+
+
+def packaged_dir_for(expert: str) -> Path:
+    from evo_tr.experts.data import packaged_dir
+
+    return packaged_dir(expert)
 
 
 def test_mcnemar_p_separates_a_one_sided_split_from_an_even_one():
@@ -348,6 +439,48 @@ def test_heldout_turkish_set_is_not_in_the_training_data():
     heldout = {e.messages[0][1] for e in read_jsonl(heldout_path()).examples}
     training = {e.messages[0][1] for e in load_dir(packaged_dir("tr_chat")).examples}
     assert len(heldout) >= 30 and not heldout & training
+
+
+def _shingles(text: str, n: int = 6) -> set[tuple[str, ...]]:
+    import re
+
+    from evo_tr.text import normalize
+
+    words = re.findall(r"\w+", normalize(text))
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_no_training_example_of_any_expert_contains_a_humaneval_problem():
+    """HumanEval (English and Turkish) is for evaluation only: no expert's training example may hold one of its functions
+    (same name and parameters) or a near-identical docstring (half its 6-word shingles or more)."""
+    import ast
+    import re
+
+    from evo_tr.experts.data import load_dir, packaged_dir
+    from evo_tr.experts.evaluate import load_problem_set
+
+    problems = load_problem_set("humaneval").problems + load_problem_set("humaneval-tr").problems
+    signatures = {}
+    for p in problems:
+        fn = next(n for n in ast.walk(ast.parse(p["prompt"])) if isinstance(n, ast.FunctionDef) and n.name == p["entry_point"])
+        signatures[(fn.name, tuple(a.arg for a in fn.args.args))] = p["task_id"]
+    docs = [(p["task_id"], sh) for p in problems for d in [ast.get_docstring(next(
+        n for n in ast.walk(ast.parse(p["prompt"])) if isinstance(n, ast.FunctionDef) and n.name == p["entry_point"])) or ""]
+        if len(sh := _shingles(d)) >= 4]
+    experts = [d.name for d in packaged_dir("python_coder").parent.iterdir() if d.is_dir()]
+    assert {"python_coder", "tr_chat"} <= set(experts)
+    checked, hits = 0, []
+    for expert in experts:
+        for example in load_dir(packaged_dir(expert)).examples:
+            checked += 1
+            text = "\n".join(c for _, c in example.messages)
+            for m in re.finditer(r"def\s+(\w+)\s*\(([^)]*)\)", text):
+                params = tuple(a.split(":")[0].split("=")[0].strip() for a in m.group(2).split(",") if a.strip())
+                if (m.group(1), params) in signatures:
+                    hits.append((expert, signatures[(m.group(1), params)], m.group(0)))
+            mine = _shingles(text)
+            hits += [(expert, task, "docstring") for task, sh in docs if len(sh & mine) * 2 >= len(sh)]
+    assert checked > 500 and hits == []
 
 
 def test_data_import_from_a_hub_standin(tmp_path):

@@ -270,14 +270,17 @@ def test_interrupt_keeps_the_partial_answer_marked_and_the_session_goes_on(engin
 
 # -- the design's end-to-end scenarios (5.5) -------------------------------------------------------------
 def test_small_talk_then_code_switches_expert_and_back(engine, tmp_path):
+    """…and the short follow-up of the code request keeps its expert: routing follows the conversation."""
     orch = build(engine, tmp_path)
     session = orch.new_session()
     experts = []
-    for text in ("Merhaba! Bugün nasılsın?", "Python'da bir listeyi tersine çeviren bir fonksiyon yazar mısın?", "Teşekkürler, çok naziksin. İyi akşamlar!"):
+    for text in ("Merhaba! Bugün nasılsın?", "Python'da bir listeyi tersine çeviren bir fonksiyon yazar mısın?", "peki bunu daha kısa yaz",
+                 "Teşekkürler, çok naziksin. İyi akşamlar!"):
         routed = of(run(orch, session.id, text), Routed)[0]
         assert routed.adapter == (routed.expert if routed.expert in engine.adapters() else None)
         experts.append(routed.expert)
-    assert experts == ["tr_chat", "python_coder", "tr_chat"]
+    assert experts == ["tr_chat", "python_coder", "python_coder", "tr_chat"]
+    assert orch.router.predict("peki bunu daha kısa yaz")["intent"] != "code_python"  # alone it is not a code request
     records = orch.conversations.turns(session.id)
     assert [r.expert for r in records] == experts
     assert all(r.ttft_ms > 0 and r.e2e_ttft_ms >= r.ttft_ms and r.overhead_ms > 0 and r.total_ms > 0 and r.completion_tokens > 0 for r in records)

@@ -12,7 +12,8 @@ import pytest
 
 from evo_tr.config import DEFAULT_INTENTS, load_settings
 from evo_tr.errors import EvoError
-from evo_tr.router import RouterClassifier, evaluate, load_router, packaged_model_dir, train_router
+from evo_tr.router import RouterClassifier, TurnContext, evaluate, evaluate_dialogues, load_router, packaged_model_dir, train_router
+from evo_tr.router.context import load_dialogues, packaged_dialogues_path, split_dialogues
 from evo_tr.router.dataset import file_sha256, load_examples, packaged_path, split
 from evo_tr.text import normalize, turkish_lower
 from tests.conftest import run_evo, run_json
@@ -110,14 +111,18 @@ def test_low_confidence_falls_back_to_general_chat():
 
 def test_train_save_load_round_trip(tmp_path):
     settings = load_settings(home=tmp_path)
-    trained, metrics, folder = train_router(settings)
-    assert folder == tmp_path / "router" / "v1"
-    assert metrics["accuracy"] >= 0.95 and metrics["macro_f1"] >= 0.95
+    few = tmp_path / "dialogues.jsonl"  # a slice of the dialogues keeps the context model's training short here
+    few.write_text("".join(line + "\n" for line in packaged_dialogues_path().read_text(encoding="utf-8").splitlines()[::6]), encoding="utf-8")
+    trained, metrics, folder = train_router(settings, dialogues=few)
+    assert folder == tmp_path / "router" / "v1" and (folder / "context.npz").is_file()
+    assert metrics["accuracy"] >= 0.95 and metrics["macro_f1"] >= 0.95 and metrics["dialogues"]["n"] >= 8
     loaded = RouterClassifier.load(folder)
     texts = [e.text for e in load_examples(UNSEEN)]
     assert trained.predict_batch(texts) == loaded.predict_batch(texts)
+    after = TurnContext("code_python", 0.98, True)
+    assert [trained.predict(t, after) for t in texts[:10]] == [loaded.predict(t, after) for t in texts[:10]]
     assert load_router(settings).meta.version == 1
-    _, _, second = train_router(settings)
+    _, _, second = train_router(settings, dialogues=few)
     assert second == tmp_path / "router" / "v2" and load_router(settings).meta.version == 2
 
 
@@ -125,6 +130,39 @@ def test_shipped_router_matches_shipped_dataset():
     meta = json.loads((packaged_model_dir() / "router.json").read_text())
     assert meta["dataset_sha256"] == file_sha256(packaged_path())
     assert meta["metrics"]["accuracy"] >= 0.95
+    assert (packaged_model_dir() / "context.npz").is_file() and meta["metrics"]["dialogues"]["n"] >= 60
+
+
+def test_dialogues_are_turkish_first_with_switches_and_held_out_by_dialogue():
+    dialogues = load_dialogues(None, DEFAULT_INTENTS)
+    kinds = Counter(d.kind for d in dialogues)
+    assert len(dialogues) >= 300 and kinds["continuation"] >= 150 and kinds["switch"] >= 60 and kinds["recall"] >= 20
+    assert sum(d.lang == "tr" for d in dialogues) >= 0.7 * len(dialogues)
+    assert all(2 <= len(d.turns) <= 3 and len(d.intents) == len(d.turns) == len(d.code) for d in dialogues)
+    train, held = split_dialogues(dialogues)
+    assert not {d.id for d in train} & {d.id for d in held} and 0.15 <= len(held) / len(dialogues) <= 0.25
+    assert not {d.turns for d in train} & {d.turns for d in held}
+    assert {d.id for d in split_dialogues(list(reversed(dialogues)))[1]} == {d.id for d in held}  # by id, not by file order
+
+
+@pytest.mark.parametrize("previous,text,intent", [
+    (TurnContext("code_python", 0.99, True), "peki bunu daha kısa yaz", "code_python"),
+    (TurnContext("code_python", 0.99, True), "bir de test ekle", "code_python"),
+    (TurnContext("code_debug", 0.95, True), "olmadı, yine aynı hata", "code_debug"),
+    (TurnContext("turkish_culture", 0.97, False), "başka bir örnek verir misin?", "turkish_culture"),
+    (TurnContext("code_python", 0.99, True), "teşekkürler, bu arada hava çok güzel", "general_chat"),
+    (TurnContext("code_python", 0.99, True), "az önce yazdığın kodu göster", "memory_recall"),
+])
+def test_follow_ups_keep_the_conversation_and_a_new_topic_starts_its_own(router, previous, text, intent):
+    assert router.context is not None and router.predict(text, previous)["intent"] == intent
+
+
+def test_follow_up_accuracy_on_held_out_dialogues_beats_routing_each_message_alone(router):
+    held = split_dialogues(load_dialogues(None, DEFAULT_INTENTS))[1]
+    result = evaluate_dialogues(router, held)
+    assert result["n"] >= 60 and result["follow_up_accuracy"] >= 0.8
+    assert result["by"]["kind:continuation"]["accuracy"] >= result["by"]["kind:continuation"]["alone"] + 0.25
+    assert result["by"]["kind:switch"]["accuracy"] >= 0.85  # a clear new topic is not swallowed by the previous one
 
 
 def test_router_trained_with_another_embedder_is_refused(tmp_path, router):
@@ -151,6 +189,20 @@ def test_cli_eval_json_and_predict():
     assert pred["intent"] == "code_python" and pred["expert"] == "python_coder"
     bad = run_evo("router", "eval", "--data", "/no/such/file.jsonl")
     assert bad.returncode == 2 and "No such dataset" in bad.stderr
+
+
+def test_cli_eval_reports_single_message_and_follow_up_accuracy_separately(tmp_path):
+    out = run_json("router", "eval", "--json")
+    assert out["accuracy"] >= 0.95 and out["dialogues"]["n"] >= 60
+    assert out["dialogues"]["follow_up_accuracy"] > out["dialogues"]["follow_up_accuracy_alone"]
+    mine = tmp_path / "talk.jsonl"
+    mine.write_text('{"turns": ["Python\'da bir listeyi sıralayan fonksiyon yazar mısın?", "peki bunu daha kısa yaz"], "intent": "code_python"}\n'
+                    '{"turns": ["Damlaya damlaya göl olur ne demek?", "başka bir örnek verir misin?"], "intent": "turkish_culture"}\n', encoding="utf-8")
+    talk = run_json("router", "eval", "--data", str(mine), "--json")["dialogues"]
+    assert talk["n"] == 2 and talk["follow_up_accuracy"] == 1.0 and talk["follow_up_accuracy_alone"] < 1.0
+    mine.write_text('{"turns": ["tek mesaj"], "intent": "general_chat"}\n', encoding="utf-8")
+    bad = run_evo("router", "eval", "--data", str(mine))
+    assert bad.returncode == 2 and "line 1" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_embeddings_are_normalised_and_batched(router):

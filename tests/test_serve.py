@@ -183,6 +183,17 @@ def test_the_model_id_forces_the_expert(server):
     assert base["expert"] == "base" and base["adapter"] is None
 
 
+def test_the_clients_own_last_exchange_is_the_routers_context(server):
+    """An OpenAI client sends the whole conversation: its follow-up keeps the code expert (routing follows it)."""
+    follow = {"role": "user", "content": "peki bunu daha kısa yaz"}
+    earlier = [{"role": "user", "content": "Python'da bir listeyi sıralayan fonksiyon yazar mısın?"},
+               {"role": "assistant", "content": "```python\ndef sirala(liste):\n    return sorted(liste)\n```"}]
+    with server.http() as http:
+        alone = http.post("/v1/chat/completions", json={"model": "evo-tr", "max_tokens": 1, "messages": [follow]}).json()["evo"]
+        after = http.post("/v1/chat/completions", json={"model": "evo-tr", "max_tokens": 1, "messages": [*earlier, follow]}).json()["evo"]
+    assert after["intent"] == "code_python" and after["expert"] == "python_coder" and alone["intent"] != "code_python"
+
+
 def test_a_session_header_stores_the_turns_and_the_client_history_is_the_conversation(server):
     client = server.client()
     first = [{"role": "user", "content": "Bir kedi adı öner."}]

@@ -190,12 +190,14 @@ def bench_router(settings: Settings, model: str, say: Callable[[str], None]) -> 
     import subprocess
     import sys
 
-    from evo_tr.router import evaluate, load_router
+    from evo_tr.router import evaluate, evaluate_dialogues, load_router
+    from evo_tr.router.context import load_dialogues, split_dialogues
     from evo_tr.router.dataset import load_examples, packaged_path, split
 
-    say(f"router: accuracy and latency ({ROUTER_LATENCY_RUNS} passes over the validation split)")
+    say(f"router: accuracy and latency ({ROUTER_LATENCY_RUNS} passes over the validation split), follow-ups on held-out dialogues")
     router = load_router(settings)
     metrics = evaluate(router, split(load_examples(packaged_path()))[1], latency_runs=ROUTER_LATENCY_RUNS)
+    talk = evaluate_dialogues(router, split_dialogues(load_dialogues(None, settings.router.intents))[1])
     probe = (
         "import psutil; from evo_tr.config import load_settings; from evo_tr.router import load_router; "
         "r = load_router(load_settings()); r.predict('Merhaba, nasılsın?'); r.predict('Bu kodu düzelt: x = 1/0'); "
@@ -209,6 +211,9 @@ def bench_router(settings: Settings, model: str, say: Callable[[str], None]) -> 
         "router_latency_ms_p50": metrics["latency_ms_p50"],
         "router_latency_ms_p99": metrics["latency_ms_p99"],
         "router_fast_stage_share": metrics["fast_stage_share"],
+        "router_followup_accuracy": talk["follow_up_accuracy"],
+        "router_followup_accuracy_alone": talk["follow_up_accuracy_alone"],
+        "router_followup_continuation_accuracy": talk["by"]["kind:continuation"]["accuracy"],
         "router_rss_mb": round(rss / 2**20, 1),
     }
 

@@ -358,41 +358,88 @@ def router_train(data: DataOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @router_app.command("eval")
-def router_eval(data: DataOpt = None, as_json: JsonOpt = False) -> None:
-    """Accuracy, macro-F1, confusion and single-message latency (default: the validation split)."""
-    from evo_tr.router import evaluate, load_router
+def router_eval(
+    data: Annotated[Optional[Path], typer.Option("--data", help='JSONL of single messages ({"text", "intent"}) or of dialogues '
+                                                 '({"turns": [...], "intent"}: the last turn is judged, routed with the earlier ones as context).')] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Single-message accuracy, macro-F1, confusion and latency, and follow-up accuracy on dialogues (with the
+    conversation vs the same message alone). Default: the held-out splits of the packaged sets."""
+    from evo_tr.router import evaluate, evaluate_dialogues, load_router
+    from evo_tr.router.context import load_dialogues, split_dialogues
     from evo_tr.router.dataset import load_examples, packaged_path, split
 
     settings = _settings()
     router = load_router(settings)
-    examples = load_examples(data, settings.router.intents) if data else split(load_examples(packaged_path()))[1]
-    metrics = evaluate(router, examples, latency_runs=3)
+    singles = dialogues = None
+    if data is None:
+        singles = split(load_examples(packaged_path()))[1]
+        dialogues = split_dialogues(load_dialogues(None, settings.router.intents))[1]
+    elif _is_dialogue_file(data):
+        dialogues = load_dialogues(data, settings.router.intents)
+    else:
+        singles = load_examples(data, settings.router.intents)
+    metrics = evaluate(router, singles, latency_runs=3) if singles else {}
+    talk = evaluate_dialogues(router, dialogues) if dialogues else None
     if as_json:
-        print(json.dumps({"router_version": router.meta.version, **metrics}, ensure_ascii=False))
+        print(json.dumps({"router_version": router.meta.version, **metrics, **({"dialogues": talk} if talk else {})}, ensure_ascii=False))
         return
-    console.print(
-        f"accuracy {metrics['accuracy']:.3f} · macro-F1 {metrics['macro_f1']:.3f} · n={metrics['n']} · "
-        f"latency p50 {metrics['latency_ms_p50']} ms, p99 {metrics['latency_ms_p99']} ms"
-    )
-    table = Table(title="confusion (rows: true, columns: predicted)")
-    labels = list(metrics["confusion"])
-    table.add_column("")
-    for label in labels:
-        table.add_column(label[:12])
-    for gold in labels:
-        table.add_row(gold, *[str(metrics["confusion"][gold][p]) for p in labels])
-    console.print(table)
-    for e in metrics["errors"][:10]:
-        console.print(f"[red]✗[/red] {e['text'][:70]!r}: {e['intent']} → {e['predicted']}")
+    if metrics:
+        console.print(
+            f"single messages: accuracy {metrics['accuracy']:.3f} · macro-F1 {metrics['macro_f1']:.3f} · n={metrics['n']} · "
+            f"latency p50 {metrics['latency_ms_p50']} ms, p99 {metrics['latency_ms_p99']} ms"
+        )
+        table = Table(title="confusion (rows: true, columns: predicted)")
+        labels = list(metrics["confusion"])
+        table.add_column("")
+        for label in labels:
+            table.add_column(label[:12])
+        for gold in labels:
+            table.add_row(gold, *[str(metrics["confusion"][gold][p]) for p in labels])
+        console.print(table)
+        for e in metrics["errors"][:10]:
+            console.print(f"[red]✗[/red] {e['text'][:70]!r}: {e['intent']} → {e['predicted']}")
+    if talk:
+        console.print(f"follow-ups (last turn of {talk['n']} dialogues): accuracy {talk['follow_up_accuracy']:.3f} with the conversation, "
+                      f"{talk['follow_up_accuracy_alone']:.3f} routed alone")
+        table = Table(title="follow-ups by kind and language")
+        for col in ("", "n", "with the conversation", "alone"):
+            table.add_column(col)
+        for key, v in talk["by"].items():
+            table.add_row(key, str(v["n"]), f"{v['accuracy']:.3f}", f"{v['alone']:.3f}")
+        console.print(table)
+        for e in talk["errors"][:10]:
+            console.print(f"[red]✗[/red] {' / '.join(t[:40] for t in e['turns'])!r}: {e['intent']} → {e['predicted']}")
+
+
+def _is_dialogue_file(path: Path) -> bool:
+    """Dialogues when the first non-empty line is an object with "turns"; anything else is read as single messages."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), "")
+        row = json.loads(first)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False  # load_examples reports what is wrong with it
+    return isinstance(row, dict) and "turns" in row
 
 
 @router_app.command("predict")
-def router_predict(text: Annotated[str, typer.Argument(help="The message to route.")], as_json: JsonOpt = False) -> None:
-    """Route one message: intent, confidence, expert, fallback."""
-    from evo_tr.router import expert_for, load_router
+def router_predict(
+    text: Annotated[str, typer.Argument(help="The message to route.")],
+    after: Annotated[Optional[str], typer.Option("--after", help="The previous message of the conversation: TEXT is routed as its "
+                                                   "follow-up (its answer is taken to hold code when it was a code request).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Route one message: intent, confidence, expert, fallback (and follow_up, the gate's probability, with --after)."""
+    from evo_tr.router import TurnContext, expert_for, load_router
 
     settings = _settings()
-    pred = load_router(settings).predict(text)
+    router = load_router(settings)
+    context = None
+    if after is not None:
+        prev = router.predict(after)
+        context = TurnContext(prev["intent"], float(prev["confidence"]), prev["intent"].startswith("code"))
+    pred = router.predict(text, context)
     out = {**pred, "expert": expert_for(settings, pred["intent"])}
     if as_json:
         print(json.dumps(out, ensure_ascii=False))

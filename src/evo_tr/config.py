@@ -189,6 +189,13 @@ class NightSettings(BaseModel):
     gate_margin: float = Field(0.005, ge=0.0, description="A candidate must lower held-out loss by this share to be promoted; closer is a tie and the old one stays.")
     gate_min_gain_share: float = Field(0.9, ge=0.0, le=1.0, description="A candidate must keep this share of the active version's prompt gain (how much the question lowers the answer's loss).")
     gate_examples: int = Field(40, ge=4, description="Held-out examples the promotion gate scores.")
+    # The code gate (experts/gate.py), pre-registered in issue 26 before any new python_coder candidate was trained.
+    code_gate_experts: list[str] = Field(default_factory=lambda: ["python_coder"],
+                                         description="Experts promoted by the code gate (Turkish and English HumanEval) instead of held-out loss.")
+    code_gate_alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Turkish HumanEval: one-sided exact McNemar p must be below this.")
+    code_gate_english_margin: int = Field(3, ge=0, description="English HumanEval: problems lost minus problems gained may be at most this.")
+    code_gate_limit: int | None = Field(None, ge=1, description="Problems per set (None = all 164; fewer only for smoke runs).")
+    code_gate_workers: int = Field(2, ge=1, description="Engine processes for the gate's HumanEval runs.")
 
 
 class LogSettings(BaseModel):

