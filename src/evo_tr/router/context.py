@@ -31,6 +31,7 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.linear_model import LogisticRegression
 
 from evo_tr.errors import EvoError
+from evo_tr.router.dataset import read_rows
 
 CONTEXT_FILE = "context.npz"
 DIALOGUES = "data/intents/dialogues.jsonl"
@@ -80,38 +81,23 @@ def load_dialogues(path: Path | None = None, intents: list[str] | None = None) -
     path = path or packaged_dialogues_path()
     if not path.is_file():
         raise EvoError(f"No such dialogue file: {path}", 'Give a JSONL file with {"turns": ["…", "…"], "intent": "…"} lines.')
-    dialogues, problems = [], []
-    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            problems.append(f"line {number}: not valid UTF-8 JSON ({exc})")
-            continue
+
+    def parse(row: Any) -> Dialogue:
         turns = row.get("turns") if isinstance(row, dict) else None
         if not isinstance(turns, list) or len(turns) < 2 or not all(isinstance(t, str) and t.strip() for t in turns):
-            problems.append(f"line {number}: 'turns' must list at least two non-empty messages")
-            continue
+            raise ValueError("'turns' must list at least two non-empty messages")
         intent = row.get("intent")
         labels = row.get("intents") or [intent] * len(turns)
         code = row.get("code") or [False] * len(turns)
         if not isinstance(labels, list) or len(labels) != len(turns) or not isinstance(code, list) or len(code) != len(turns):
-            problems.append(f"line {number}: 'intents' and 'code' need one entry per turn")
-            continue
-        if intent is None:
-            intent = labels[-1]
+            raise ValueError("'intents' and 'code' need one entry per turn")
+        intent = labels[-1] if intent is None else intent
         if labels[-1] != intent or (intents is not None and any(x not in intents for x in labels)):
-            problems.append(f"line {number}: intent {intent!r} must be the last turn's and every intent one of {', '.join(intents or [])}")
-            continue
-        dialogues.append(Dialogue(str(row.get("id", number)), tuple(turns), tuple(labels), tuple(bool(c) for c in code),
-                                  str(row.get("kind", "continuation")), str(row.get("lang", "tr"))))
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; … {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise EvoError(f"{path}: {len(problems)} bad line(s): {shown}", "Fix those lines and run again.")
-    if not dialogues:
-        raise EvoError(f"{path} contains no dialogues.")
-    return dialogues
+            raise ValueError(f"intent {intent!r} must be the last turn's and every intent one of {', '.join(intents or [])}")
+        return Dialogue(str(row.get("id", "")) or hashlib.sha256(json.dumps(turns).encode()).hexdigest()[:12], tuple(turns), tuple(labels),
+                        tuple(bool(c) for c in code), str(row.get("kind", "continuation")), str(row.get("lang", "tr")))
+
+    return read_rows(path, parse, "dialogues")
 
 
 def split_dialogues(dialogues: list[Dialogue], fraction: float = HELDOUT_FRACTION) -> tuple[list[Dialogue], list[Dialogue]]:

@@ -6,12 +6,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from evo_tr.errors import EvoError
 
 PACKAGED = "data/intents/intent_dataset.jsonl"
 VALID_FRACTION = 0.2
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -24,12 +27,10 @@ def packaged_path() -> Path:
     return Path(str(resources.files("evo_tr").joinpath(PACKAGED)))
 
 
-def load_examples(path: Path | None = None, intents: list[str] | None = None) -> list[Example]:
-    """Read and validate a JSONL file; every problem is reported with its line number."""
-    path = path or packaged_path()
-    if not path.is_file():
-        raise EvoError(f"No such dataset: {path}", "Give a JSONL file with {\"text\": ..., \"intent\": ...} lines.")
-    examples, problems = [], []
+def read_rows(path: Path, parse: Callable[[Any], T], what: str = "examples") -> list[T]:
+    """Every non-empty line of a JSONL file through `parse` (which raises ValueError saying what is wrong); all
+    problems are reported together, each with its line number, and nothing is returned from a file that has any."""
+    rows, problems = [], []
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         if not raw.strip():
             continue
@@ -38,20 +39,33 @@ def load_examples(path: Path | None = None, intents: list[str] | None = None) ->
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             problems.append(f"line {number}: not valid UTF-8 JSON ({exc})")
             continue
-        text, intent = (row.get("text"), row.get("intent")) if isinstance(row, dict) else (None, None)
-        if not isinstance(text, str) or not text.strip() or not isinstance(intent, str):
-            problems.append(f"line {number}: needs non-empty string fields 'text' and 'intent'")
-            continue
-        if intents is not None and intent not in intents:
-            problems.append(f"line {number}: unknown intent '{intent}' (known: {', '.join(intents)})")
-            continue
-        examples.append(Example(text, intent))
+        try:
+            rows.append(parse(row))
+        except ValueError as exc:
+            problems.append(f"line {number}: {exc}")
     if problems:
         shown = "; ".join(problems[:5]) + (f"; … {len(problems) - 5} more" if len(problems) > 5 else "")
         raise EvoError(f"{path}: {len(problems)} bad line(s): {shown}", "Fix those lines and run again.")
-    if not examples:
-        raise EvoError(f"{path} contains no examples.")
-    return examples
+    if not rows:
+        raise EvoError(f"{path} contains no {what}.")
+    return rows
+
+
+def load_examples(path: Path | None = None, intents: list[str] | None = None) -> list[Example]:
+    """Read and validate a JSONL file; every problem is reported with its line number."""
+    path = path or packaged_path()
+    if not path.is_file():
+        raise EvoError(f"No such dataset: {path}", "Give a JSONL file with {\"text\": ..., \"intent\": ...} lines.")
+
+    def parse(row: Any) -> Example:
+        text, intent = (row.get("text"), row.get("intent")) if isinstance(row, dict) else (None, None)
+        if not isinstance(text, str) or not text.strip() or not isinstance(intent, str):
+            raise ValueError("needs non-empty string fields 'text' and 'intent'")
+        if intents is not None and intent not in intents:
+            raise ValueError(f"unknown intent '{intent}' (known: {', '.join(intents)})")
+        return Example(text, intent)
+
+    return read_rows(path, parse)
 
 
 def file_sha256(path: Path) -> str:
