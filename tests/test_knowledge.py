@@ -305,6 +305,7 @@ def test_knowledge_eval_reports_recall_at_3():
 QWEN = "qwen2.5-coder-0.5b-instruct"
 
 
+@pytest.mark.slow  # ~27 s on the default Qwen; make test checks sources with SmolLM2 (here and in the browser tests)
 def test_the_default_model_answers_a_pack_proverb_and_a_note_with_their_sources(tmp_path):
     assert run_evo("models", "pull", QWEN).returncode == 0
     env = {"EVO_MODEL": QWEN, "EVO_KNOWLEDGE__COLLECTION": "qwen_knowledge", "EVO_GENERATION__MAX_TOKENS": "60"}
