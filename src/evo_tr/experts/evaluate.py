@@ -250,13 +250,15 @@ def eval_python(
     return out
 
 
+def outcomes(result: dict[str, Any], key: str) -> dict[str, bool]:
+    """task id → passed, for `key` (base or an adapter) of an eval_python result."""
+    failed = {f["task_id"] for f in result[f"failures_{key}"]}
+    return {t: t not in failed for t in result["task_ids"]}
+
+
 def paired_sets(first: dict[str, Any], second: dict[str, Any], key: str = "base") -> dict[str, Any]:
     """Two eval_python results on sets with the same task ids (English and Turkish HumanEval), problem by problem."""
-    def passed(result: dict[str, Any]) -> dict[str, bool]:
-        failed = {f["task_id"] for f in result[f"failures_{key}"]}
-        return {t: t not in failed for t in result["task_ids"]}
-
-    a, b = passed(first), passed(second)
+    a, b = outcomes(first, key), outcomes(second, key)
     common = [t for t in a if t in b]
     paired = paired_comparison(common, [a[t] for t in common], [b[t] for t in common])
     return {"first": f"{first['benchmark']} ({first['instruction_lang']})", "second": f"{second['benchmark']} ({second['instruction_lang']})",
@@ -265,15 +267,17 @@ def paired_sets(first: dict[str, Any], second: dict[str, Any], key: str = "base"
             "only_first_passes": paired["only_base_passes"], "only_second_passes": paired["only_adapter_passes"], "mcnemar_p": paired["mcnemar_p"]}
 
 
-def paired_comparison(task_ids: list[str], base_ok: list[bool], adapter_ok: list[bool]) -> dict[str, Any]:
-    """Which problems changed side, and McNemar's exact p: is a pass@1 gap more than greedy near-tie flips?"""
+def paired_comparison(task_ids: list[str], base_ok: list[bool], adapter_ok: list[bool], *, alternative: str = "two-sided",
+                      digits: int = 4) -> dict[str, Any]:
+    """Which problems changed side, and McNemar's exact p: is a pass@1 gap more than greedy near-tie flips?
+    `alternative="greater"` asks only whether the adapter is better (the code gate's one-sided test)."""
     from scipy.stats import binomtest
 
     gained = [t for t, b, a in zip(task_ids, base_ok, adapter_ok) if a and not b]
     lost = [t for t, b, a in zip(task_ids, base_ok, adapter_ok) if b and not a]
     flips = len(gained) + len(lost)
-    p_value = binomtest(len(gained), flips, 0.5).pvalue if flips else 1.0
-    return {"only_adapter_passes": gained, "only_base_passes": lost, "mcnemar_p": round(float(p_value), 4)}
+    p_value = binomtest(len(gained), flips, 0.5, alternative=alternative).pvalue if flips else 1.0
+    return {"only_adapter_passes": gained, "only_base_passes": lost, "mcnemar_p": round(float(p_value), digits)}
 
 
 # -- Turkish: perplexity of held-out reference answers, word validity of generated answers -----------

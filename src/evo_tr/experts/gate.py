@@ -36,14 +36,12 @@ class Paired:
 
     @classmethod
     def of(cls, base: dict[str, bool], candidate: dict[str, bool]) -> "Paired":
-        from scipy.stats import binomtest
+        from evo_tr.experts.evaluate import paired_comparison
 
         common = [t for t in base if t in candidate]
-        gained = [t for t in common if candidate[t] and not base[t]]
-        lost = [t for t in common if base[t] and not candidate[t]]
-        flips = len(gained) + len(lost)
-        p = float(binomtest(len(gained), flips, 0.5, alternative="greater").pvalue) if flips else 1.0
-        return cls(len(common), sum(base[t] for t in common), sum(candidate[t] for t in common), gained, lost, round(p, 6))
+        c = paired_comparison(common, [base[t] for t in common], [candidate[t] for t in common], alternative="greater", digits=6)
+        return cls(len(common), sum(base[t] for t in common), sum(candidate[t] for t in common), c["only_adapter_passes"],
+                   c["only_base_passes"], c["mcnemar_p"])
 
 
 @dataclass(frozen=True)
@@ -74,16 +72,11 @@ def decide(turkish: Paired, english: Paired, *, alpha: float, english_margin: in
     return CodeGateDecision(significant and keeps_english, reason, turkish, english, alpha, english_margin)
 
 
-def _outcomes(result: dict[str, Any], key: str) -> dict[str, bool]:
-    failed = {f["task_id"] for f in result[f"failures_{key}"]}
-    return {t: t not in failed for t in result["task_ids"]}
-
-
 def run_code_gate(settings: Settings, candidate, *, model: str | None = None, say: Callable[[str], None] = lambda _: None) -> CodeGateDecision:
     """Base vs `candidate` (a registered, not necessarily active, adapter version) on Turkish HumanEval with a
     Turkish request and on English HumanEval, in one run each, then `decide`."""
     from evo_tr.engine import load_engine
-    from evo_tr.experts.evaluate import eval_python, load_problem_set
+    from evo_tr.experts.evaluate import eval_python, load_problem_set, outcomes
 
     cfg = settings.night
     files = LoraFiles(f"{candidate.expert}-candidate", candidate.gguf, candidate.peft, candidate.scale)
@@ -97,7 +90,7 @@ def run_code_gate(settings: Settings, candidate, *, model: str | None = None, sa
             say(f"code gate: {name} ({lang} request), base vs {candidate.expert} {candidate.tag}")
             result = eval_python(settings, engine, [None, files.expert], workers=cfg.code_gate_workers, model=model, say=say,
                                  problem_set=load_problem_set(name, cfg.code_gate_limit), instruction_lang=lang, extra_adapters=[files])
-            paired[lang] = Paired.of(_outcomes(result, "base"), _outcomes(result, files.expert))
+            paired[lang] = Paired.of(outcomes(result, "base"), outcomes(result, files.expert))
     finally:
         if engine is not None:
             engine.close()

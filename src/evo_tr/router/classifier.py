@@ -124,24 +124,15 @@ class RouterClassifier:
         return cls(clf, fast, tfidf, meta, threshold, embedder)
 
     # -- prediction ----------------------------------------------------------------------
-    def _row(self, text: str) -> tuple[np.ndarray, str]:
-        """Two stages: character n-grams alone answer when very sure (~1 ms); otherwise embed (~15 ms)."""
-        prepared = self._prepare([text])
-        grams = self.tfidf.transform(prepared)
-        row, stage = self.fast.predict_proba(grams)[0], "fast"
-        if row.max() < self.hp.fast_threshold:
-            dense = csr_matrix(self.embedder.query(prepared))
-            row, stage = self.clf.predict_proba(hstack([dense, grams * self.hp.ngram_weight]).tocsr())[0], "full"
-        return row, stage
-
-    def probabilities(self, texts: list[str]) -> np.ndarray:
-        """Each message's intent probabilities (columns: `clf.classes_`), as predict sees them, in one batch (the
-        embedder runs once for every message the n-gram stage is not sure of); junk is uniform."""
+    def _rows(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Two stages: character n-grams alone answer when very sure (~1 ms); otherwise embed (~15 ms), in one
+        batch for every message the n-gram stage is not sure of. Rows are `clf.classes_` probabilities; junk is
+        uniform with stage "junk"."""
         n = len(self.clf.classes_)
-        out = np.full((len(texts), n), 1.0 / n)
+        out, stages = np.full((len(texts), n), 1.0 / n), ["junk"] * len(texts)
         real = [i for i, t in enumerate(texts) if isinstance(t, str) and has_letters(t)]
         if not real:
-            return out
+            return out, stages
         prepared = self._prepare([texts[i] for i in real])
         grams = self.tfidf.transform(prepared)
         rows = self.fast.predict_proba(grams)
@@ -150,30 +141,38 @@ class RouterClassifier:
             dense = csr_matrix(self.embedder.query([prepared[k] for k in unsure]))
             rows[unsure] = self.clf.predict_proba(hstack([dense, grams[unsure] * self.hp.ngram_weight]).tocsr())
         out[real] = rows
-        return out
+        for k, i in enumerate(real):
+            stages[i] = "full" if k in unsure else "fast"
+        return out, stages
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Each message's intent probabilities (columns: `clf.classes_`), as predict sees them, in one batch."""
+        return self._rows(texts)[0]
+
+    def _prediction(self, row: np.ndarray, stage: str) -> Prediction:
+        if stage == "junk":
+            return Prediction(intent=FALLBACK_INTENT, confidence=0.0, fallback=True, predicted=FALLBACK_INTENT, stage="junk")
+        best = int(np.argmax(row))
+        intent, conf = str(self.clf.classes_[best]), float(row[best])
+        low = conf < self.threshold
+        return Prediction(intent=FALLBACK_INTENT if low else intent, confidence=round(conf, 4), fallback=low, predicted=intent, stage=stage)
 
     def predict(self, text: str, context: "TurnContext | None" = None) -> Prediction:
         """The message's intent; with the previous turn as `context`, a follow-up keeps the conversation's intent
-        (router/context.py) when this router has a context model."""
-        single = self.predict_batch([text])[0]
-        if context is None or self.context is None or single["stage"] == "junk":
+        (router/context.py) when this router has a context model. The message's probabilities are computed once
+        and serve both the single prediction and the context model's features."""
+        (row,), (stage,) = self._rows([text])
+        single = self._prediction(row, stage)
+        if context is None or self.context is None or stage == "junk":
             return single
-        return self.context.decide(self, text, context, single)
+        return self.context.decide(self, text, context, single, row)
 
     def predict_batch(self, texts: list[str]) -> list[Prediction]:
         """Single messages, each on its own."""
         results: list[Prediction] = []
         for text in texts:
-            if not isinstance(text, str) or not has_letters(text):
-                results.append(Prediction(intent=FALLBACK_INTENT, confidence=0.0, fallback=True, predicted=FALLBACK_INTENT, stage="junk"))
-                continue
-            row, stage = self._row(text)
-            best = int(np.argmax(row))
-            intent, conf = str(self.clf.classes_[best]), float(row[best])
-            low = conf < self.threshold
-            results.append(
-                Prediction(intent=FALLBACK_INTENT if low else intent, confidence=round(conf, 4), fallback=low, predicted=intent, stage=stage)
-            )
+            (row,), (stage,) = self._rows([text])
+            results.append(self._prediction(row, stage))
         return results
 
     # -- persistence ---------------------------------------------------------------------

@@ -111,6 +111,22 @@ def split_dialogues(dialogues: list[Dialogue], fraction: float = HELDOUT_FRACTIO
     return train, held
 
 
+def _dense(intents: list[str], text: str, context: TurnContext, probs: np.ndarray) -> np.ndarray:
+    """The context features of one message: previous intent (one-hot, and times its answer's code flag), the
+    single router's log-probabilities, the previous confidence and code flag, the message's length, the single
+    router's top probability and its probability for the previous intent."""
+    prev = np.zeros(len(intents))
+    if context.intent in intents:
+        prev[intents.index(context.intent)] = 1.0
+    words = len(text.split())
+    same = probs[intents.index(context.intent)] if context.intent in intents else 0.0
+    return np.concatenate([
+        prev, prev * float(context.code), np.log(np.clip(probs, 1e-4, 1.0)),
+        [context.confidence, float(context.code), math.log1p(len(text)) / 6, min(words, 12) / 12, float(words <= 4),
+         float(probs.max()), float(same)],
+    ])
+
+
 class ContextModel:
     """The gate and the mapper (see the module docstring), over the single router's features."""
 
@@ -119,27 +135,16 @@ class ContextModel:
         self.gate, self.mapper, self.threshold = gate, mapper, threshold
 
     # -- features ------------------------------------------------------------------------------
-    def _dense(self, text: str, context: TurnContext, probs: np.ndarray) -> np.ndarray:
-        prev = np.zeros(len(self.intents))
-        if context.intent in self.intents:
-            prev[self.intents.index(context.intent)] = 1.0
-        words = len(text.split())
-        same = probs[self.intents.index(context.intent)] if context.intent in self.intents else 0.0
-        return np.concatenate([
-            prev, prev * float(context.code), np.log(np.clip(probs, 1e-4, 1.0)),
-            [context.confidence, float(context.code), math.log1p(len(text)) / 6, min(words, 12) / 12, float(words <= 4),
-             float(probs.max()), float(same)],
-        ])
-
     @staticmethod
-    def features(router, texts: list[str], contexts: list[TurnContext], models: "ContextModel | None" = None, intents: list[str] | None = None):
-        """Sparse rows: the message's n-grams (the router's vectorizer) next to the dense context features."""
-        intents = intents or (models.intents if models else [str(c) for c in router.clf.classes_])
-        probs = router.probabilities(texts)
-        helper = models or ContextModel(intents, LogisticRegression(), LogisticRegression())
-        dense = np.vstack([helper._dense(t, c, p) for t, c, p in zip(texts, contexts, probs)])
+    def features(router, texts: list[str], contexts: list[TurnContext], probs: np.ndarray | None = None):
+        """Sparse rows: the message's n-grams (the router's vectorizer) next to the dense context features;
+        `probs` are the router's probabilities of `texts` when the caller has them already."""
+        intents = [str(c) for c in router.clf.classes_]
+        if probs is None:
+            probs = router.probabilities(texts)
+        dense = np.vstack([_dense(intents, t, c, p) for t, c, p in zip(texts, contexts, probs)])
         grams = router.tfidf.transform(router._prepare(texts))
-        return hstack([grams, csr_matrix(dense)]).tocsr(), probs
+        return hstack([grams, csr_matrix(dense)]).tocsr()
 
     # -- training ------------------------------------------------------------------------------
     @classmethod
@@ -162,16 +167,17 @@ class ContextModel:
             if prev != intent:  # the same intent twice: follow-up or not, the answer is the same
                 rows.append((text, TurnContext(prev, float(rng.uniform(0.7, 1.0)), prev.startswith("code")), 0, intent))
         texts, contexts, follow, gold = (list(col) for col in zip(*rows))
-        x, _ = cls.features(router, texts, contexts, intents=intents)
+        x = cls.features(router, texts, contexts)
         gate = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(x, follow)
         rows = [i for i, f in enumerate(follow) if f]
         mapper = LogisticRegression(C=C, max_iter=5000).fit(x[rows], [gold[i] for i in rows])
         return cls(intents, gate, mapper)
 
     # -- prediction ----------------------------------------------------------------------------
-    def decide(self, router, text: str, context: TurnContext, single: dict[str, Any]) -> dict[str, Any]:
-        """The single-message prediction, or the continuation's intent when the gate says follow-up."""
-        x, _ = self.features(router, [text], [context], self)
+    def decide(self, router, text: str, context: TurnContext, single: dict[str, Any], probs: np.ndarray) -> dict[str, Any]:
+        """The single-message prediction, or the continuation's intent when the gate says follow-up (`probs`: the
+        router's probabilities for `text`, which made `single`)."""
+        x = self.features(router, [text], [context], probs[None, :])
         p_follow = float(self.gate.predict_proba(x)[0][list(self.gate.classes_).index(1)])
         if p_follow < self.threshold:
             return {**single, "follow_up": round(p_follow, 4)}
