@@ -29,6 +29,14 @@ PROMPTS = {
     "en": "Complete this Python function so that it does what its docstring says. Give the whole function in one code block.\n\n```python\n{stub}\n```",
     "tr": "Bu Python fonksiyonunu docstring'inde yazdığı gibi çalışacak şekilde tamamla. Fonksiyonun tamamını tek bir kod bloğunda ver.\n\n```python\n{stub}\n```",
 }
+# Stubs whose docstring is Turkish too, as a Turkish user (and Turkish HumanEval) writes them, asked in the ways
+# people ask; the target is still the code the base wrote for the English twin, with the Turkish docstring kept
+# (cross-lingual self-distillation). The form is picked by the task's position, so each form covers a third.
+TR_DOC_PROMPTS = (
+    "Şu fonksiyonu tamamlar mısın? Docstring'deki örnekler çalışsın.\n\n```python\n{stub}\n```",
+    "```python\n{stub}\n```\n\nBu fonksiyonun gövdesini yaz, fonksiyonun tamamını ver.",
+    "Aşağıdaki fonksiyonu açıklamasına uygun şekilde doldur:\n\n```python\n{stub}\n```",
+)
 NOTE = {"en": "The function keeps its docstring; the examples in it hold.",
         "tr": "Fonksiyon docstring'ini koruyor; içindeki örnekler doğru çalışıyor."}
 
@@ -75,6 +83,8 @@ def with_doc(code: str, name: str, doc: str) -> str:
 
 def request_of(t: dict, lang: str) -> str:
     text = t[lang].rstrip(".")
+    if lang == "tr":  # a docstring describes the function: "... sayan bir fonksiyon yaz" -> "... sayan fonksiyon"
+        return text.replace(" bir fonksiyon yaz", " fonksiyon") + "."
     for lead in ("Write a function that ", "Write a function "):
         if text.startswith(lead):
             text = text[len(lead):]
@@ -97,6 +107,13 @@ def main() -> None:
         rows += [example(PROMPTS[lang].format(stub=parts[1]), f"{block(code)}\n\n{NOTE[lang]}", program, "complete", lang, t["name"],
                          answer_source="model")
                  for lang in ("en", "tr")]
+        tr_parts = stub_of(t["code"], t["name"], request_of(t, "tr"), t["tests"])
+        tr_code = with_doc(code, t["name"], tr_parts[2])  # the English twin's code, its docstring now the Turkish one
+        tr_program = tr_code + "\n\n" + t["tests"]
+        assert run_python(tr_program).ok, t["name"]
+        form = TR_DOC_PROMPTS[len([r for r in rows if r["lang"] == "tr"]) % len(TR_DOC_PROMPTS)]
+        rows.append(example(form.format(stub=tr_parts[1]), f"{block(tr_code)}\n\n{NOTE['tr']}", tr_program, "complete", "tr", t["name"],
+                            answer_source="model", docstring="tr"))
     with open(OUT, "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

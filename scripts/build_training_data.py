@@ -113,6 +113,8 @@ def distilled(banned: set[str]) -> dict[str, dict[str, str]]:
 
 FIX_ASK = {"en": "This code fails. Can you fix it?\n\n{bug}\n\nWhen I run my tests I get:\n\n```\n{tb}\n```",
            "tr": "Bu kod hata veriyor, düzeltir misin?\n\n{bug}\n\nTestleri çalıştırınca şu çıkıyor:\n\n```\n{tb}\n```"}
+# A Turkish user often reports the error in words (the exception line, no traceback) and asks what went wrong.
+FIX_SAID_TR = "Bu fonksiyonu testlerimle çalıştırınca `{error}` hatası alıyorum. Nerede yanlış yapmışım, düzeltir misin?\n\n{bug}"
 TESTS_ASK = {"en": "Write a few assert-based tests for this function:\n\n{code}", "tr": "Bu fonksiyon için assert ile birkaç test yaz:\n\n{code}"}
 TESTS_NOTE = {"en": "Each assert calls the function with a known input and checks the result.",
               "tr": "Her assert fonksiyonu bilinen bir girdiyle çağırıp sonucu kontrol ediyor."}
@@ -141,6 +143,9 @@ def build() -> dict[str, list[dict]]:
             for lang in ("en", "tr"):
                 files["fix"].append(example(FIX_ASK[lang].format(bug=block(t["bug"]), tb=tb), f"{t['cause_' + lang]}\n\n{block(fixed)}",
                                             checked, "fix", lang, t["name"], answer_source="model"))
+            error = tb.strip().splitlines()[-1]
+            files["fix"].append(example(FIX_SAID_TR.format(error=error, bug=block(t["bug"])), f"{t['cause_tr']}\n\n{block(fixed)}",
+                                        checked, "fix", "tr", t["name"], answer_source="model"))
     return files
 
 
