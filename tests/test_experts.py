@@ -345,6 +345,31 @@ def test_eval_python_pairs_base_and_adapter_and_two_problem_sets_in_one_run(trai
     assert len(base_pair["only_first_passes"]) + len(base_pair["only_second_passes"]) == abs(english["passed_base"] - turkish["passed_base"])
 
 
+def test_the_base_baseline_is_reused_rechecked_and_dropped_when_a_recheck_disagrees(engine, evo_home):
+    """The base's HumanEval outcomes are kept between runs; a recheck that disagrees (a stale cache: here the file is
+    edited to say the opposite) drops it and the base runs on every problem again."""
+    from evo_tr.experts.evaluate import eval_python, load_problem_set
+
+    settings = load_settings(home=evo_home, model=MODEL, experts={"eval_baseline_recheck": 1})
+    pset = load_problem_set("humaneval-tr", 2)
+    first = eval_python(settings, engine, [None], problem_set=pset)
+    cache_file = Path(first["base_cache"]["file"])
+    if first["base_cache"]["rechecked"]:  # another test filled this cache entry first: start from an empty one
+        cache_file.unlink()
+        first = eval_python(settings, engine, [None], problem_set=pset)
+    assert first["base_cache"] == {"file": str(cache_file), "reused": 0, "rechecked": 0, "agreed": 0, "discarded": False}
+    second = eval_python(settings, engine, [None], problem_set=pset)
+    assert second["base_cache"] | {"file": ""} == {"file": "", "reused": 1, "rechecked": 1, "agreed": 1, "discarded": False}
+    assert second["failures_base"] == first["failures_base"] and second["passed_base"] == first["passed_base"]
+    stored = json.loads(cache_file.read_text(encoding="utf-8"))
+    stored["outcomes"] = {k: [not ok, "edited"] for k, (ok, _) in stored["outcomes"].items()}
+    cache_file.write_text(json.dumps(stored), encoding="utf-8")
+    third = eval_python(settings, engine, [None], problem_set=pset)
+    assert third["base_cache"]["discarded"] and third["base_cache"]["reused"] == 0 and third["base_cache"]["agreed"] == 0
+    assert third["failures_base"] == first["failures_base"]  # the base really ran again: nothing of the edited file is left
+    assert "edited" not in cache_file.read_text(encoding="utf-8")
+
+
 def test_eval_python_refuses_a_bad_problem_file_before_loading_the_model(tmp_path):
     from evo_tr.experts.evaluate import load_problem_set
 

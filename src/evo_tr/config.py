@@ -157,6 +157,10 @@ class ExpertSettings(BaseModel):
     """Per-expert system prompts (training and chat use the same one); other experts get `system_prompt`."""
 
     system_prompts: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EXPERT_PROMPTS), description="expert → system prompt.")
+    eval_baseline_cache: bool = Field(True, description="Keep the base's HumanEval outcomes between runs (experts/baseline.py); "
+                                      "the code gate then runs only the candidate, plus a few rechecks of the base.")
+    eval_baseline_recheck: int = Field(8, ge=1, description="Cached base outcomes run again on every use; any disagreement "
+                                       "drops the cache and runs the base on every problem.")
 
     @field_validator("system_prompts")
     @classmethod

@@ -130,6 +130,34 @@ def adapters_rollback(expert: str) -> None:
     console.print(f"{expert}: back to {'the base model' if target is None else target.tag}.")
 
 
+@adapters_app.command("gate")
+def adapters_gate(
+    expert: str,
+    version: Annotated[str, typer.Argument(help="vN: a registered version (e.g. trained with `evo train EXPERT --no-activate`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Judge VERSION by the code gate (Turkish HumanEval gain, English non-inferiority); activate it only if it passes.
+
+    Writes both comparisons, with the flipped task ids, to the version's gate.json. The base's outcomes come from the
+    baseline cache where they are known (a few rechecked), so a gate costs about the candidate's two runs."""
+    from evo_tr.experts import promote_through_code_gate, registry
+
+    settings = load_settings()
+    if expert not in settings.night.code_gate_experts:
+        raise EvoError(f"{expert} has no code gate (it is for {', '.join(settings.night.code_gate_experts) or 'no expert'}).",
+                       "Judge other experts with `evo eval turkish`, or add the expert to night.code_gate_experts.")
+    target = registry(settings).get(expert, version)
+    gate = promote_through_code_gate(settings, target, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+    if as_json:
+        print(json.dumps(gate, ensure_ascii=False))
+        return
+    for lang, label in (("turkish", "Turkish HumanEval (Turkish request)"), ("english", "English HumanEval")):
+        c = gate[lang]
+        console.print(f"{label}: base {c['base_passed']}/{c['problems']}, {expert} {target.tag} {c['candidate_passed']}/{c['problems']}; "
+                      f"only {target.tag} {len(c['gained'])}, only the base {len(c['lost'])} (one-sided McNemar p = {c['p_greater']:.3g})")
+    console.print(f"{expert} {target.tag}: " + ("[green]promoted and active[/green]" if gate["promote"] else f"[yellow]not promoted[/yellow] ({gate['reason']})"))
+
+
 @adapters_app.command("remove")
 def adapters_remove(expert: str, version: str) -> None:
     """Delete an inactive version."""
@@ -158,6 +186,8 @@ def eval_python_cmd(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N problems of each set.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model (default: settings.model).")] = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Processes, each with its own engine (one decode thread each): use up to your core count.")] = 1,
+    fresh_baseline: Annotated[bool, typer.Option("--fresh-baseline", help="Run the base on every problem instead of reusing its cached outcomes "
+                                                  "(cached ones are always partly rechecked).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """HumanEval-format pass@1 (greedy); every completion runs in the sandbox (time/memory/file limits, no network)."""
@@ -180,7 +210,7 @@ def eval_python_cmd(
     results = []
     for pset in sets:
         result = eval_python(settings, engine, adapters, workers=workers, model=model, say=lambda m: err.print(f"[dim]{m}[/dim]"),
-                             problem_set=pset, instruction_lang=instruction_lang)
+                             problem_set=pset, instruction_lang=instruction_lang, baseline_cache=False if fresh_baseline else None)
         result["adapter_versions"] = served_versions(attached, adapters)
         results.append(result)
     pairs = [paired_sets(results[0], r, key) for r in results[1:] for key in ("base", *(a for a in adapters if a))]
@@ -189,6 +219,9 @@ def eval_python_cmd(
         return
     for result in results:
         label = f"{result['benchmark']} ({result['instruction_lang']} request)"
+        if cache := result.get("base_cache"):
+            console.print(f"[dim]{label} · base: {cache['reused']} outcomes from the cache, {cache['agreed']}/{cache['rechecked']} rechecks agreed"
+                          + (" (cache dropped, base run on every problem)" if cache["discarded"] else "") + "[/dim]")
         for key in ("base", *(a for a in adapters if a)):
             console.print(f"{label} · {key}: pass@1 [bold]{result[f'pass_at_1_{key}']:.3f}[/bold] ({result[f'passed_{key}']}/{result['problems']})")
         for key in (a for a in adapters if a):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from evo_tr.engine import Engine, Message, generation_config
 from evo_tr.experts.registry import AdapterVersion
 from evo_tr.sandbox import SandboxLimits, run_python
 
+log = logging.getLogger(__name__)
 CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 OPEN_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*)", re.DOTALL)
 HUMANEVAL_INSTRUCTION = (
@@ -168,10 +170,15 @@ def _solve_in_worker(problem: dict[str, Any], adapters: list[str | None], limits
     return _solve(_worker["settings"], _worker["engine"], problem, adapters, limits, lang)
 
 
+def _eval_config(settings: Settings):
+    """Greedy, fixed seed, EVAL_MAX_TOKENS: what every HumanEval answer is generated with."""
+    return replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=EVAL_MAX_TOKENS)
+
+
 def _solve(settings: Settings, engine: Engine, problem: dict[str, Any], adapters: list[str | None], limits: SandboxLimits,
            lang: str = "en") -> dict[str, tuple[bool, str, float]]:
     """One problem, greedy, for each adapter: (passed, error, seconds); the request around the stub in `lang`."""
-    config = replace(generation_config(settings), temperature=0.0, seed=0, max_tokens=EVAL_MAX_TOKENS)
+    config = _eval_config(settings)
     messages = [Message("system", settings.prompt_for("python_coder")), Message("user", INSTRUCTIONS[lang].format(prompt=problem["prompt"]))]
     out = {}
     for adapter in adapters:  # base and adapter see the same prompt, as in chat
@@ -196,6 +203,7 @@ def eval_python(
     problem_set: ProblemSet | None = None,
     instruction_lang: str | None = None,
     extra_adapters: Sequence[Any] = (),
+    baseline_cache: bool | None = None,
 ) -> dict[str, Any]:
     """pass@1 (greedy) on HumanEval (or `problem_set`) for each adapter (None = base model), problems interleaved so
     load is shared; the request around each stub is in `instruction_lang` (default: the set's own language).
@@ -203,7 +211,10 @@ def eval_python(
     workers > 1 runs problems in that many processes, each with its own engine of `model` (the engine decodes on
     one thread; `engine` is then unused and may be None); greedy decoding makes the result the same as with one worker.
     `extra_adapters` (LoraFiles) are attached in each worker besides the active ones; with one worker the caller
-    attaches them to `engine`."""
+    attaches them to `engine`. The base's outcomes come from the baseline cache where it has them, a few rechecked
+    (experts/baseline.py; `baseline_cache` default: settings.experts.eval_baseline_cache)."""
+    from evo_tr.experts.baseline import BaselineReport, recheck_sample
+
     pset = problem_set or load_problem_set(None, limit)
     lang = instruction_lang or pset.language
     if lang not in INSTRUCTIONS:
@@ -211,30 +222,64 @@ def eval_python(
     problems = pset.problems
     outcomes: list[dict[str, tuple[bool, str, float]]] = [{} for _ in problems]
     keys = [a or "base" for a in adapters]
+    name = getattr(engine, "model_name", None) or model or settings.model
+    cache = _open_baseline(settings, name, lang, limits) if None in adapters and (
+        settings.experts.eval_baseline_cache if baseline_cache is None else baseline_cache) else None
+    recheck = recheck_sample(problems, cache, settings.experts.eval_baseline_recheck) if cache else set()
+    cached: dict[int, tuple[bool, str]] = {}
+    jobs = []
+    for i, problem in enumerate(problems):
+        hit = cache.get(problem) if cache else None
+        if hit is not None:
+            cached[i] = hit
+            outcomes[i]["base"] = (*hit, 0.0)
+        reuse = hit is not None and problem["task_id"] not in recheck
+        jobs.append((i, [a for a in adapters if a is not None] if reuse else adapters))
 
-    def progress(done: int) -> None:
-        passed = {k: sum(o[k][0] for o in outcomes if o) for k in keys}
-        say(f"{pset.name} ({lang}) {done}/{len(problems)}: " + ", ".join(f"{k} {v}" for k, v in passed.items()))
+    def progress(done: int, total: int) -> None:
+        passed = {k: sum(o[k][0] for o in outcomes if k in o) for k in keys}
+        say(f"{pset.name} ({lang}) {done}/{total}: " + ", ".join(f"{k} {v}" for k, v in passed.items()))
 
-    if workers <= 1:
-        if engine is None:
-            raise ValueError("eval_python needs an engine when it runs in this process (workers=1)")
-        for i, problem in enumerate(problems):
-            outcomes[i] = _solve(settings, engine, problem, adapters, limits, lang)
-            progress(i + 1)
-    else:
+    def run(todo: list[tuple[int, list[str | None]]]) -> None:
+        todo = [(i, wanted) for i, wanted in todo if wanted]
+        if workers <= 1:
+            if engine is None:
+                raise ValueError("eval_python needs an engine when it runs in this process (workers=1)")
+            for done, (i, wanted) in enumerate(todo, start=1):
+                outcomes[i].update(_solve(settings, engine, problems[i], wanted, limits, lang))
+                progress(done, len(todo))
+            return
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         spawn = multiprocessing.get_context("spawn")  # a fork would copy this process's llama.cpp threads and state
         with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_load_worker, initargs=(model, tuple(extra_adapters))) as pool:
-            futures = {pool.submit(_solve_in_worker, problem, adapters, limits, lang): i for i, problem in enumerate(problems)}
+            futures = {pool.submit(_solve_in_worker, problems[i], wanted, limits, lang): i for i, wanted in todo}
             for done, future in enumerate(as_completed(futures), start=1):
-                outcomes[futures[future]] = future.result()
-                progress(done)
-    name = getattr(engine, "model_name", None) or model or settings.model
+                outcomes[futures[future]].update(future.result())
+                progress(done, len(futures))
+
+    run(jobs)
+    report = None
+    if cache is not None:
+        checked = [i for i in cached if problems[i]["task_id"] in recheck]
+        agreed = sum(outcomes[i]["base"][0] == cached[i][0] for i in checked)
+        discarded = agreed < len(checked)
+        reused = [i for i in cached if i not in checked]
+        if discarded:  # the cache no longer describes this base: it decides nothing, the base runs everywhere
+            log.warning("baseline cache %s disagreed on %d of %d rechecked problems; running the base on all", cache.path,
+                        len(checked) - agreed, len(checked))
+            say(f"baseline cache: {len(checked) - agreed} of {len(checked)} rechecks differ, so the base runs on every problem")
+            cache.clear()
+            run([(i, [None]) for i in reused])
+        for problem, o in zip(problems, outcomes):
+            cache.put(problem, o["base"][0], o["base"][1])
+        cache.save()
+        report = BaselineReport(str(cache.path), 0 if discarded else len(reused), len(checked), agreed, discarded)
     out: dict[str, Any] = {"benchmark": pset.name, "data": pset.source, "instruction_lang": lang, "problems": len(problems),
                            "model": name, "workers": max(1, workers)}
+    if report is not None:
+        out["base_cache"] = report.as_dict()
     for key in keys:
         passed = sum(o[key][0] for o in outcomes)
         out[f"pass_at_1_{key}"] = round(passed / len(problems), 4)
@@ -248,6 +293,22 @@ def eval_python(
                 [p["task_id"] for p in problems], [o["base"][0] for o in outcomes], [o[key][0] for o in outcomes]
             )
     return out
+
+
+def _open_baseline(settings: Settings, model: str, lang: str, limits: SandboxLimits):
+    """The base's cache entry for this model file, prompts, decoding and sandbox; None for a model without a pinned hash."""
+    from dataclasses import asdict
+
+    from evo_tr.experts import base_info
+    from evo_tr.experts.baseline import BaselineCache
+
+    sha = base_info(settings, model).sha256
+    if not sha:
+        return None
+    return BaselineCache.open(settings.home / "eval" / "baseline", {
+        "model_sha256": sha, "system": settings.prompt_for("python_coder"), "instruction": INSTRUCTIONS[lang],
+        "generation": asdict(_eval_config(settings)), "limits": asdict(limits),
+    })
 
 
 def outcomes(result: dict[str, Any], key: str) -> dict[str, bool]:
