@@ -61,12 +61,18 @@ def train_router(settings: Settings, data: Path | None = None, save: bool = True
     train, valid = split(examples)
     versions = _versions(settings.router_dir)
     version = (versions[-1] + 1) if versions else 1
-    router = RouterClassifier.train(
-        [e.text for e in train], [e.intent for e in train], hyperparams(settings), settings.router.threshold, version=version
-    )
     talks = load_dialogues(dialogues, settings.router.intents)
     talk_train, talk_held = split_dialogues(talks)
-    router.context = ContextModel.train(router, talk_train, [(e.text, e.intent) for e in train])
+    # A dialogue's first turn is a message on its own, written the way people open a conversation ("kara delik
+    # nedir", "merge sort yazar mısın"): the single router learns from those of the training dialogues too, since a
+    # misrouted opener drags every follow-up with it. So do the last turns that stand on their own (a switch, a
+    # recall, a new task: "pandas'tan önce hangi modülü kullanmıştın?"). Held-out dialogues stay out entirely.
+    singles = [(e.text, e.intent) for e in train] + [(d.turns[0], d.intents[0]) for d in talk_train] + [
+        (d.turns[-1], d.intent) for d in talk_train if d.kind != "continuation"]
+    router = RouterClassifier.train(
+        [t for t, _ in singles], [i for _, i in singles], hyperparams(settings), settings.router.threshold, version=version
+    )
+    router.context = ContextModel.train(router, talk_train, singles)
     metrics = evaluate(router, valid, latency_runs=0)
     metrics["dialogues"] = {k: v for k, v in evaluate_dialogues(router, talk_held).items() if k != "errors"}
     router.meta.metrics = metrics
