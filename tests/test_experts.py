@@ -553,3 +553,21 @@ def test_shipped_tr_chat_adapter_serves_only_its_own_base(engine, tmp_path):
     settings = load_settings(home=tmp_path, model=MODEL)
     attached, notices = attach_active_adapters(engine, settings, base_info(settings))
     assert attached == [] and notices == []
+
+
+def test_shipped_python_coder_passed_the_code_gate_as_recorded(tmp_path):
+    """python_coder ships only because it passed the pre-registered code gate; its gate.json is the record, and the
+    gate's own decision function, fed the recorded flips, still promotes it."""
+    from evo_tr.config import DEFAULT_MODEL
+    from evo_tr.experts.gate import Paired, decide
+    from evo_tr.experts.registry import AdapterRegistry
+
+    shipped = AdapterRegistry(tmp_path / "adapters").active("python_coder")
+    assert shipped is not None and shipped.packaged and shipped.gguf.is_file() and shipped.meta["base"]["name"] == DEFAULT_MODEL
+    record = json.loads((shipped.path / "gate.json").read_text())
+    assert record["metric"] == "code_gate" and record["promote"] and record["reason"] == "promoted"
+    tr, en = Paired(**record["turkish"]), Paired(**record["english"])
+    assert tr.problems == en.problems == 164 and tr.candidate_passed - tr.base_passed == len(tr.gained) - len(tr.lost)
+    again = decide(tr, en, alpha=record["alpha"], english_margin=record["english_margin"])
+    assert again.promote and tr.p_greater < record["alpha"] and len(en.lost) - len(en.gained) <= record["english_margin"]
+    assert record["alpha"] == load_settings().night.code_gate_alpha and record["english_margin"] == load_settings().night.code_gate_english_margin
