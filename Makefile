@@ -46,7 +46,7 @@ test: setup browser
 	$(BIN)/python -m pytest -m "not slow" --durations=25 $(PYTEST_ARGS)
 
 test-all: setup provision browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	EVO_FUZZ_PROFILE=full $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: provision
 	$(BIN)/evo bench --json

@@ -102,3 +102,29 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])  # root in CI: Chromium's own sandbox needs a user
         yield b
         b.close()
+
+
+# Tables the campaigns print at the end of the run (issue 27: every README figure comes from such a run).
+_TABLES: dict[str, list[dict]] = {}
+
+
+def report_row(title: str, row: dict) -> None:
+    _TABLES.setdefault(title, []).append(row)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so a fixture can tell whether its test passed."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for title, rows in _TABLES.items():
+        terminalreporter.section(f"{title} ({len(rows)})")
+        keys = list(rows[0])
+        widths = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) for k in keys}
+        terminalreporter.write_line("  ".join(k.ljust(widths[k]) for k in keys))
+        for r in rows:
+            terminalreporter.write_line("  ".join(str(r.get(k, "")).ljust(widths[k]) for k in keys))

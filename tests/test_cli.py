@@ -80,6 +80,10 @@ def test_doctor_json_reports_checks():
     assert names["memory"]["status"] == "ok" and "embedded" in names["memory"]["detail"]
     assert names["backend:llama_cpp"]["status"] == "ok"
     assert names[f"model:{MODEL}"]["status"] == "ok"
+    sandbox = names["sandbox"]  # measured by a probe run through the real sandbox
+    assert sandbox["status"] in ("ok", "warn") and "files " in sandbox["detail"] and "exec " in sandbox["detail"]
+    if sandbox["status"] == "ok":
+        assert "landlock" in sandbox["detail"] and "network namespace" in sandbox["detail"]
     assert out["ok"] is True
 
 

@@ -35,6 +35,12 @@ def store(tmp_path) -> MemoryStore:
 
 
 # -- store basics ----------------------------------------------------------------------------
+def test_forget_with_an_id_given_twice_removes_it_once(store):
+    """Regression (found by the memory fuzzing of issue 27): Chroma raised DuplicateIDError on a repeated id."""
+    kept = store.add_memory("Kullanıcının kedisinin adı Pamuk.")
+    assert store.delete([kept.id, kept.id]) == 1 and store.get(kept.id) is None
+
+
 def test_add_and_search_keep_provenance(store):
     result = store.add_memory("Kullanıcının kedisinin adı Pamuk.", session="s1", turn=4, source="chat")
     store.add_memory("Ankara Türkiye'nin başkentidir.", memory_type="knowledge")

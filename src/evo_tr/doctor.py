@@ -126,6 +126,26 @@ def _memory(settings: Settings) -> Check:
         return Check("memory", "fail", exc.message, exc.hint or "")
 
 
+def _sandbox() -> Check:
+    """Which walls hold model-written code here, measured by running a probe through the real sandbox."""
+    from evo_tr.sandbox import isolation
+
+    iso = isolation()
+    if not iso.get("works"):
+        return Check("sandbox", "fail", "; ".join(iso.get("problems", [])) or "the probe program did not run",
+                     "Make sure a Python every user can read is installed (Debian: python3), then run `evo doctor` again.")
+    parts = [f"user {iso['user_name']}", f"files {iso['filesystem']} (temp dir only)", f"exec {iso['exec']}",
+             f"network {iso['network']}", "PID namespace" if iso.get("pid_namespace") else "process group",
+             f"≤ {iso['processes']} processes" if iso.get("processes") else "no process cap", f"python {iso['python']}"]
+    weak = [] if iso["filesystem"].startswith("landlock") else ["Landlock"]
+    weak += [] if iso["network"].startswith("namespace") else ["network namespace"]
+    weak += ["unprivileged user"] if iso["user_name"] == "root" else []
+    fix = ("Missing: " + ", ".join(weak) + ". Linux ≥ 5.13 with Landlock enabled (`landlock` in /sys/kernel/security/lsm) keeps "
+           "model-written code out of your files; user namespaces give it a private network; as root, a `nobody` user "
+           "and a Python outside /root let it drop root.") if weak else ""
+    return Check("sandbox", "warn" if weak else "ok", " · ".join(parts + ([iso["note"]] if iso.get("note") else [])), fix)
+
+
 def run_checks(settings: Settings) -> list[Check]:
     checks = [_python(), _ram(), _disk(settings)]
     from evo_tr.engine import backends
@@ -134,4 +154,5 @@ def run_checks(settings: Settings) -> list[Check]:
     checks.append(_accelerators())
     checks.append(_model(settings, settings.model))
     checks.append(_memory(settings))
+    checks.append(_sandbox())
     return checks

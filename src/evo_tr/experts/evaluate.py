@@ -16,6 +16,7 @@ from evo_tr.config import Settings
 from evo_tr.engine import Engine, Message, generation_config
 from evo_tr.experts.registry import AdapterVersion
 from evo_tr.sandbox import SandboxLimits, run_python
+from evo_tr.sandbox import fingerprint as sandbox_fingerprint  # the interpreter decides outcomes too
 
 log = logging.getLogger(__name__)
 CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
@@ -307,7 +308,7 @@ def _open_baseline(settings: Settings, model: str, lang: str, limits: SandboxLim
         return None
     return BaselineCache.open(settings.home / "eval" / "baseline", {
         "model_sha256": sha, "system": settings.prompt_for("python_coder"), "instruction": INSTRUCTIONS[lang],
-        "generation": asdict(_eval_config(settings)), "limits": asdict(limits),
+        "generation": asdict(_eval_config(settings)), "limits": asdict(limits), "sandbox": sandbox_fingerprint(),
     })
 
 

@@ -397,8 +397,9 @@ class MemoryStore(ChromaCollection):
                 self.collection.update(ids=[m.id for m in memories], metadatas=[m.metadata() for m in memories])
 
     def delete(self, ids: str | Sequence[str]) -> int:
-        """Remove memories by id; returns how many existed."""
-        ids = [ids] if isinstance(ids, str) else list(ids)
+        """Remove memories by id; returns how many existed. An id given twice counts once (Chroma refuses repeated ids:
+        found by the memory fuzzing of issue 27, where `forget` of merged duplicates named one memory twice)."""
+        ids = [ids] if isinstance(ids, str) else list(dict.fromkeys(ids))
         if not ids:
             return 0
         with self._writing():
