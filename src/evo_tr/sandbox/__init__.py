@@ -131,6 +131,12 @@ def plan() -> Plan:
             drop_to, note = None, f"no Python readable by {UNPRIVILEGED_USER}: code runs as root (inside Landlock)"
     wrapper = shutil.which("unshare")
     pid_ns = [wrapper, "--pid", "--fork", "--kill-child"] if os.geteuid() == 0 and wrapper else []
+    if pid_ns:  # some containers refuse new PID namespaces even to root: then the process group is killed instead
+        try:
+            ok = subprocess.run([*pid_ns, python, "-I", "-c", "pass"], capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        pid_ns = pid_ns if ok else []
     return Plan(python, stdlib, drop_to, pid_ns, note)
 
 
