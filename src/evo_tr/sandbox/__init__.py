@@ -82,6 +82,7 @@ class Plan:
     stdlib: tuple[str, ...]
     drop_to: tuple[int, int] | None
     pid_namespace: list[str]  # the wrapper command, empty when unavailable
+    version: str = ""  # the interpreter's sys.version
     note: str = ""
 
 
@@ -98,20 +99,27 @@ def _traversable_by_others(path: str) -> bool:
     return True
 
 
-def _stdlib_of(python: str) -> tuple[str, ...]:
+def _describe(python: str) -> tuple[tuple[str, ...], str]:
+    """An interpreter's standard-library directories and its sys.version (one subprocess for another interpreter)."""
     if python == sys.executable:
         paths = sysconfig.get_paths()
-        return tuple(dict.fromkeys(os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib")))
-    out = subprocess.run([python, "-I", "-c", "import sysconfig as s, os; p = s.get_paths(); "
-                          "print(os.path.realpath(p['stdlib'])); print(os.path.realpath(p['platstdlib']))"],
+        return tuple(dict.fromkeys(os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib"))), sys.version
+    out = subprocess.run([python, "-I", "-c", "import sysconfig as s, os, sys; p = s.get_paths(); "
+                          "print(os.path.realpath(p['stdlib'])); print(os.path.realpath(p['platstdlib'])); print(sys.version)"],
                          capture_output=True, text=True, timeout=30)
-    return tuple(dict.fromkeys(out.stdout.split())) if out.returncode == 0 else ()
+    lines = out.stdout.splitlines()
+    return (tuple(dict.fromkeys(lines[:2])), lines[2]) if out.returncode == 0 and len(lines) >= 3 else ((), "")
+
+
+@functools.lru_cache(maxsize=1)
+def _child_source() -> str:
+    return _CHILD.read_text(encoding="utf-8")
 
 
 @functools.lru_cache(maxsize=1)
 def plan() -> Plan:
     python, note = sys.executable, ""
-    stdlib = _stdlib_of(python)
+    stdlib, version = _describe(python)
     drop_to = None
     if os.geteuid() == 0:
         try:
@@ -123,9 +131,9 @@ def plan() -> Plan:
         major = f"python{sys.version_info.major}.{sys.version_info.minor}"
         for candidate in (f"/usr/bin/{major}", f"/usr/local/bin/{major}", "/usr/bin/python3"):
             if os.access(candidate, os.X_OK) and _traversable_by_others(candidate):
-                lib = _stdlib_of(candidate)
+                lib, lib_version = _describe(candidate)
                 if lib and all(_traversable_by_others(p) for p in lib):
-                    python, stdlib, note = candidate, lib, f"{sys.executable}'s standard library is not readable by {UNPRIVILEGED_USER}: code runs with {candidate}"
+                    python, stdlib, version, note = candidate, lib, lib_version, f"{sys.executable}'s standard library is not readable by {UNPRIVILEGED_USER}: code runs with {candidate}"
                     break
         else:
             drop_to, note = None, f"no Python readable by {UNPRIVILEGED_USER}: code runs as root (inside Landlock)"
@@ -137,7 +145,7 @@ def plan() -> Plan:
         except (OSError, subprocess.TimeoutExpired):
             ok = False
         pid_ns = pid_ns if ok else []
-    return Plan(python, stdlib, drop_to, pid_ns, note)
+    return Plan(python, stdlib, drop_to, pid_ns, version, note)
 
 
 def _count_own_processes() -> int:
@@ -190,7 +198,7 @@ def run_python(code: str, limits: SandboxLimits = SandboxLimits(), stdin: str = 
         cfg = {"status_fd": status_w, "nproc": nproc, "landlock": True, "read": [*SYSTEM_READ, *how.stdlib],
                "devices": list(DEVICES), "work": str(work), "drop_to": list(how.drop_to) if how.drop_to else None}
         script = work / "main.py"
-        script.write_text(_CHILD.read_text(encoding="utf-8") + f"\n_evo_enter({cfg!r})\ndel _evo_enter\n" + code,
+        script.write_text(_child_source() + f"\n_evo_enter({cfg!r})\ndel _evo_enter\n" + code,
                           encoding="utf-8")
         (Path(io) / "stdin").write_text(stdin, encoding="utf-8")
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
@@ -242,5 +250,4 @@ def isolation() -> dict[str, Any]:
 def fingerprint() -> dict[str, Any]:
     """What decides an outcome besides the code and the limits (for caches of results): the interpreter and its version."""
     how = plan()
-    return {"python": how.python, "version": subprocess.run([how.python, "-I", "-c", "import sys; print(sys.version)"],
-                                                            capture_output=True, text=True, timeout=30).stdout.strip()}
+    return {"python": how.python, "version": how.version}
