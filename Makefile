@@ -13,6 +13,10 @@ NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 TEST_MODEL ?= smollm2-135m-instruct
 PYTEST_ARGS ?=
+# Two pytest workers (pytest-xdist), one file per worker at a time: most of a test's time is one single-threaded
+# `evo` process or llama.cpp with n_threads=1, so the second core was idle. `make test PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: setup provision chat test test-all bench doctor clean browser
 
@@ -43,10 +47,10 @@ browser:
 
 test: setup browser
 	$(BIN)/evo models pull $(TEST_MODEL)
-	$(BIN)/python -m pytest -m "not slow" --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" --durations=25 $(XDIST) $(PYTEST_ARGS)
 
 test-all: setup provision browser
-	EVO_FUZZ_PROFILE=full $(BIN)/python -m pytest $(PYTEST_ARGS)
+	EVO_FUZZ_PROFILE=full EVO_KILL_TRIALS=100 $(BIN)/python -m pytest --durations=25 $(XDIST) $(PYTEST_ARGS)
 
 bench: provision
 	$(BIN)/evo bench --json

@@ -104,12 +104,35 @@ def browser():
         b.close()
 
 
-# Tables the campaigns print at the end of the run (issue 27: every README figure comes from such a run).
+# Tables the campaigns print at the end of the run (issue 27: every README figure comes from such a run). A row is
+# attached to the running test's report (user_properties), so it reaches the main process under pytest-xdist too.
 _TABLES: dict[str, list[dict]] = {}
+_CURRENT: list = []
 
 
 def report_row(title: str, row: dict) -> None:
-    _TABLES.setdefault(title, []).append(row)
+    if _CURRENT:
+        _CURRENT[-1].user_properties.append(("evo_table_row", (title, row)))
+    else:
+        _TABLES.setdefault(title, []).append(row)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _CURRENT.append(item)
+    try:
+        yield
+    finally:
+        _CURRENT.remove(item)
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.when != "teardown":  # the teardown report carries every row the test and its fixtures added
+        return
+    for name, value in report.user_properties:
+        if name == "evo_table_row":
+            title, row = value
+            _TABLES.setdefault(title, []).append(row)
 
 
 @pytest.hookimpl(hookwrapper=True)

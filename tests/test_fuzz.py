@@ -6,10 +6,11 @@ run's "Fuzzing" table. A failure is shrunk by Hypothesis to a minimal input and 
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from evo_tr.config import DEFAULT_INTENTS, load_settings
@@ -129,3 +130,107 @@ def test_config_rejects_bad_values_with_a_clear_error(tmp_path, monkeypatch, val
         load_settings()
     except EvoError as e:
         assert e.message and (key in e.message or "TOML" in e.message or name in e.message)
+
+
+# -- fact capture never invents a fact -------------------------------------------------------------
+def _template_words() -> frozenset[str]:
+    """The words the capture rules add themselves ("Kullanıcının adı …", "The user lives in …", relatives' forms):
+    everything else in a captured fact must come from the message."""
+    from evo_tr.memory.facts import RELATIONS_EN, RELATIONS_TR
+
+    fixed = """kullanıcının kullanıcıya kullanıcı adı diye hitap edilmeli yaşıyor mesleği çalışıyor yaşında doğum günü en
+    sevdiği seviyor sevmiyor the user's user s is named name wants to be called lives in works years year old birthday
+    favourite likes does not like"""
+    words = set(fixed.split())
+    words |= {w for third, _ in RELATIONS_TR.values() for w in _words(third)}
+    words |= {w for rel in RELATIONS_EN for w in _words(rel)}
+    return frozenset(words)
+
+
+def _words(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"\w+", normalize(text)))
+
+
+value_word = st.text(alphabet=st.sampled_from(list(TURKISH + "0123456789'")), min_size=1, max_size=12)
+value = st.lists(value_word, min_size=1, max_size=4).map(" ".join)
+STATEMENTS = ["Benim adım {v}.", "Adım {v}.", "Kedimin adı {v}.", "Annemin ismi {v}.", "{V} yaşıyorum.", "{v} olarak çalışıyorum.",
+              "{n} yaşındayım.", "Doğum günüm {v}.", "En sevdiğim {v}.", "{v} seviyorum.", "{v} sevmiyorum.", "Bana {v} de.",
+              "Mesleğim {v}.", "Unutma: {v}", "{v}, bunu unutma.", "My name is {v}.", "I live in {v}.", "I work as {v}.",
+              "I am {n} years old.", "My birthday is {v}.", "My favourite {v}.", "I like {v}.", "I don't like {v}.", "Call me {v}.",
+              "Remember that {v}", "My cat's name is {v}.", "Benim adım {v} mi?"]
+statement = st.builds(lambda t, v, n: t.format(v=v, V=v[:1].upper() + v[1:], n=n), st.sampled_from(STATEMENTS), value, st.integers(0, 999))
+message_text = st.lists(st.one_of(statement, turkish_text, st.text(max_size=80)), min_size=1, max_size=4).map(" ".join)
+
+
+@given(message=message_text)
+@example(message="Benim adım 0. 0A0 yaşıyorum.")  # found by this property: the city was taken from inside "0A0"
+@example(message="Unutma: istanbul'a taşınıyorum")  # and this: Python's upper() made it "Istanbul"
+def test_fact_capture_never_invents_a_fact_absent_from_the_text(message):
+    from evo_tr.memory.facts import capture_facts
+
+    template = _template_words()
+    facts = capture_facts(message)
+    _count("fact capture: every word of a fact is the message's or the rule's own")
+    said = _words(message)
+    for f in facts:
+        # English facts are cased the English way ("i" → "I"), which Turkish folding reads as "ı"
+        fold = (lambda ws: {w.replace("ı", "i") for w in ws}) if f.lang == "en" else (lambda ws: ws)
+        invented = fold(_words(f.text)) - fold(said) - fold(template)
+        assert not invented, (message, f.text, invented)
+        assert f.type in ("fact", "preference") and not f.text.strip().endswith("?")
+
+
+# -- data-import parsers reject bad input clearly --------------------------------------------------------
+good_record = st.builds(lambda i, t: {"id": f"fz{i}", "text": t, "metadata": {"type": "fact"}}, st.integers(0, 10**6), st.sampled_from(
+    ["Kullanıcı çay seviyor.", "Kullanıcının adı Işıl.", "The user lives in İzmir."]))
+bad_record = st.one_of(
+    st.builds(json.dumps, st.one_of(st.integers(), st.lists(st.integers(), max_size=3), st.none(), st.text(max_size=20))),
+    st.builds(lambda t: json.dumps({"text": t, "metadata": {"type": "fact"}}), st.sampled_from(["", "   ", "\x00"])),
+    st.builds(lambda m: json.dumps({"text": "Bir not.", "metadata": m}), st.one_of(st.text(max_size=5), st.integers(),
+                                                                              st.just({"type": "bogus"}), st.just({"user": 5}))),
+    st.text(max_size=60).filter(lambda s: s.strip() and "\n" not in s and "\r" not in s),
+)
+import_line = st.one_of(good_record.map(lambda r: json.dumps(r, ensure_ascii=False)), bad_record)
+
+
+@settings(max_examples=int(os.environ.get("EVO_FUZZ_IMPORT_EXAMPLES", "25")))
+@given(lines=st.lists(import_line, min_size=1, max_size=8), raw=st.binary(max_size=40))
+def test_memory_import_reports_every_bad_line_and_keeps_the_good(store, tmp_path_factory, lines, raw):
+    path = tmp_path_factory.mktemp("imp") / "in.jsonl"
+    body = ("\n".join(lines) + "\n").encode() + raw.replace(b"\n", b" ").replace(b"\r", b" ")
+    path.write_bytes(body)
+    counted = [ln for ln in body.split(b"\n") if ln.strip()]
+    try:
+        report = store.import_jsonl(path)
+    except EvoError as e:  # a clear error is allowed; a traceback-worthy exception is not
+        assert e.message
+        return
+    finally:
+        _count("memory import: good lines kept, bad ones reported by number")
+    assert report.imported + len(report.skipped) == len(counted)
+    assert all(isinstance(n, int) and 1 <= n <= len(body.split(b"\n")) and reason for n, reason in report.skipped)
+    for ln in lines:
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and str(rec.get("id", "")).startswith("fz"):
+            assert store.get(rec["id"]) is not None
+
+
+@given(row=st.one_of(st.none(), st.integers(), st.text(max_size=20), st.dictionaries(
+    st.sampled_from(["inputs", "targets", "instruction", "input", "output", "messages", "x"]),
+    st.one_of(st.none(), st.integers(), st.text(max_size=30), st.lists(st.dictionaries(st.sampled_from(["role", "content"]), st.text(max_size=10)), max_size=3)),
+    max_size=4)), fmt=st.sampled_from(["auto", "aya", "alpaca", "chat"]))
+def test_training_data_import_rows_convert_or_say_why(row, fmt):
+    from evo_tr.experts.importer import convert_row
+
+    _count("training-data import: a row converts or says why")
+    try:
+        out = convert_row(row, fmt)
+    except (ValueError, EvoError) as e:
+        assert str(e)
+        return
+    assert isinstance(out, dict)

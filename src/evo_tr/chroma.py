@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +75,37 @@ def _register_embedding_function() -> type:
     return EvoEmbeddingFunction
 
 
+def _write_holder(fh) -> None:
+    """Record who holds the lock (PID and command) in the lock file, for the message a waiting process shows."""
+    try:
+        cmd = Path(f"/proc/{os.getpid()}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = ""
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()} {_short_command(cmd)}\n")
+    fh.flush()
+
+
+def _short_command(cmd: str) -> str:
+    """`python -m evo_tr night --date …` → `evo night`: what a person recognises."""
+    words = cmd.split()
+    for marker in ("evo_tr", "evo"):
+        for i, w in enumerate(words):
+            if w == marker or w.endswith("/" + marker):
+                rest = [x for x in words[i + 1 : i + 3] if not x.startswith("-")]
+                return " ".join(["evo", *rest[:1]])
+    return words[0].rsplit("/", 1)[-1] if words else "?"
+
+
+def _holder(fh) -> str:
+    fh.seek(0)
+    pid, _, what = fh.read().strip().partition(" ")
+    if not pid.isdigit():
+        return "another process"
+    return f"PID {pid}" + (f" ({what})" if what else "")
+
+
 class WriterLock:
     """Cross-process exclusive lock around writes, plus a generation counter that tells other processes.
 
@@ -103,8 +135,12 @@ class WriterLock:
         return value
 
     @contextmanager
-    def hold(self) -> Iterator[list[int]]:
-        """Yields a list that receives the new generation once the writes are done."""
+    def hold(self, *, bump: bool = True) -> Iterator[list[int]]:
+        """Yields a list that receives the new generation once the writes are done.
+
+        `bump=False` holds the lock without announcing a change (a reader that must see no write land, e.g.
+        `evo backup` copying the store's files); the list then stays empty.
+        """
         out: list[int] = []
         if self.path is None:
             yield out
@@ -112,30 +148,67 @@ class WriterLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+") as fh:
             self._acquire(fh)
+            _write_holder(fh)
             try:
                 yield out
-                out.append(self._bump())
+                if bump:
+                    out.append(self._bump())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-    def _acquire(self, fh) -> None:
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Held by reads: many at once, never while another process writes. Without it a query in one process
+        raced a write in another and Chroma failed with "Error finding id" (found by the concurrency test of
+        issue 27: `evo night` checking for duplicates while two chats and a server wrote)."""
+        if self.path is None:
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+") as fh:
+            self._acquire(fh, fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _acquire(self, fh, kind: int = fcntl.LOCK_EX) -> None:
         """Blocking without a timeout; otherwise poll until it expires, then say the store is busy."""
         if self.timeout_s is None:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            fcntl.flock(fh, kind)
             return
         deadline = time.monotonic() + self.timeout_s
         while True:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, kind | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise StoreBusyError(
-                        f"The memory store is busy: another process has been writing for over {self.timeout_s:g} s.",
+                        f"The memory store is busy: in use by {_holder(fh)}, writing for over {self.timeout_s:g} s.",
                         "Try again shortly (a night run or an import may be writing), or raise memory.lock_timeout_s.",
                     ) from None
                 time.sleep(0.05)
+
+
+class _GuardedCollection:
+    """A view of ChromaCollection's collection whose reads take the shared lock (writes go through `_writing`)."""
+
+    READS = frozenset({"query", "get", "count", "peek"})
+
+    def __init__(self, owner: "ChromaCollection") -> None:
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.READS:
+            return getattr(self._owner._collection, name)
+
+        def guarded(*args, **kwargs):
+            with self._owner._reading():
+                return getattr(self._owner._collection, name)(*args, **kwargs)
+
+        return guarded
 
 
 class ChromaCollection:
@@ -152,20 +225,43 @@ class ChromaCollection:
         self._extra_meta = dict(extra_meta or {})
         self.client = client or self._connect()
         self.lock = WriterLock(self.path.parent / "writer.lock" if cfg.backend == "embedded" else None, cfg.lock_timeout_s)
+        self._held = threading.local()  # this thread holds the lock already (a read inside a write must not wait for itself)
         self._seen_generation = self.lock.generation()
         self._open_collection()
+
+    @property
+    def collection(self) -> Any:
+        """The Chroma collection; its reads (query, get, count, peek) run under the shared lock, index up to date."""
+        return _GuardedCollection(self)
+
+    @collection.setter
+    def collection(self, value: Any) -> None:
+        self._collection = value
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        if getattr(self._held, "depth", 0):
+            yield
+            return
+        with self.lock.shared():
+            self._held.depth = 1
+            try:
+                self._sync()
+                yield
+            finally:
+                self._held.depth = 0
 
     def _open_collection(self) -> None:
         meta = {"embedder": self.embedder.info.name, "embedder_dim": self.embedder.info.dim, "embed_mode": EMBED_MODE, "app": "evo-tr",
                 "schema": self._schema_version, **self._extra_meta}
         self._ef = _register_embedding_function()(self.embedder.info.name)
         try:
-            self.collection = self.client.get_or_create_collection(
+            self._collection = self.client.get_or_create_collection(
                 self.name, embedding_function=self._ef, metadata=meta, configuration={"hnsw": {"space": "cosine"}},
             )
         except Exception as exc:  # chroma raises ValueError/its own types for conflicts
             raise EvoError(f"Cannot open {self.what} collection {self.name!r}: {exc}", self._fix_hint()) from exc
-        stored = self.collection.metadata or {}
+        stored = self._collection.metadata or {}
         if any(stored.get(k) != meta[k] for k in ("embedder", "embedder_dim", "embed_mode")):
             raise EvoError(
                 f"{self.what.capitalize()} collection {self.name!r} was built with embedder "
@@ -194,9 +290,17 @@ class ChromaCollection:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Exclusive across processes; the index is brought up to date first (near-duplicate checks query it)."""
-        with self.lock.hold() as generation:
-            self._sync()
+        depth = getattr(self._held, "depth", 0)
+        if depth:  # nested inside this thread's own write
             yield
+            return
+        with self.lock.hold() as generation:
+            self._held.depth = 1
+            try:
+                self._sync()
+                yield
+            finally:
+                self._held.depth = 0
         if generation:
             self._seen_generation = generation[0]
 

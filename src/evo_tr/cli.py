@@ -18,7 +18,8 @@ from rich.table import Table
 
 from evo_tr import __version__
 from evo_tr.config import Settings, config_file_path, describe_settings, load_settings
-from evo_tr.errors import EvoError
+from evo_tr.backup.commands import backup as backup_command, erase as erase_command, restore as restore_command
+from evo_tr.errors import DiskFullError, EvoError, disk_full_error, is_disk_full
 from evo_tr.experts.commands import adapters_app, data_app, eval_app
 from evo_tr.experts.commands import train as train_command
 from evo_tr.lifecycle.commands import app as logs_app
@@ -26,11 +27,12 @@ from evo_tr.lifecycle.commands import night, report, review, schedule_app
 from evo_tr.knowledge.commands import app as knowledge_app
 from evo_tr.memory.commands import app as memory_app
 from evo_tr.serve.commands import serve as serve_command
+from evo_tr.users.commands import app as users_app
 
 # The order a person meets the commands: talking first, then what it remembers and knows, its experts,
 # the night, and setup last (Typer would list plain commands before groups, in registration order).
 COMMAND_ORDER = (
-    "chat", "ask", "serve", "sessions", "memory", "knowledge", "models", "train", "adapters", "eval", "data", "night", "report",
+    "chat", "ask", "serve", "sessions", "memory", "knowledge", "backup", "restore", "erase", "models", "train", "adapters", "eval", "data", "night", "report",
     "schedule", "logs", "router", "config", "doctor", "bench",
 )
 
@@ -82,6 +84,10 @@ sessions_app = typer.Typer(help="Stored chat sessions: list, show, delete.", no_
 app.add_typer(sessions_app, name="sessions")
 app.command("train")(train_command)
 app.command("serve")(serve_command)
+app.add_typer(users_app, name="users")
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
+app.command("erase")(erase_command)
 
 console = Console()
 err = Console(stderr=True)
@@ -532,11 +538,23 @@ def _root(
         raise typer.Exit()
 
 
+def _data_dir() -> Path:
+    try:
+        return load_settings().home
+    except EvoError:
+        return Path(os.environ.get("EVO_HOME", "~")).expanduser()
+
+
 def main() -> None:
     """Entry point: user mistakes become a short message plus a fix, never a traceback."""
     load_dotenv(dotenv_path=Path.cwd() / ".env", override=False)
     try:
-        app()
+        try:
+            app()
+        except Exception as exc:  # a write that hit a full disk, in whatever type the library raised it
+            if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+                raise disk_full_error(_data_dir()) from exc
+            raise
     except EvoError as exc:
         err.print(f"[red]Error:[/red] {exc.message}")
         if exc.hint:

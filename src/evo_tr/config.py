@@ -211,6 +211,14 @@ class LogSettings(BaseModel):
 
 
 API_KEY_ENV = "EVO_API_KEY"  # the server's key; read from the environment only (never from evo.toml, never logged)
+# Users of one server (`evo users`, evo_tr.users). The owner is the one user of a server without user keys, of
+# EVO_API_KEY and of every CLI command; its id is "", the value every memory, session and turn written before
+# users existed carries, so existing stores stay the owner's.
+OWNER_ID = ""
+OWNER_NAME = "owner"  # how the owner is shown; no user may take this name
+USER_NAME_PATTERN = r"^[^\W_][\w-]{0,31}$"  # after Turkish-aware lower-casing: letters (ç ğ ı ö ş ü too), digits, _ and -
+USER_KEY_BYTES = 32  # random bytes of a user's key (secrets.token_urlsafe); only its SHA-256 is stored
+USER_KEY_PREFIX = "evo-"  # keys read as EVO-TR keys in a config file or a leak scanner
 
 
 class ServeSettings(BaseModel):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-from evo_tr.config import Settings
+from evo_tr.config import OWNER_ID, Settings
 from evo_tr.engine import Engine, GenerationConfig, Message
 from evo_tr.engine.worker import Busy
 from evo_tr.errors import EvoError, reason
@@ -65,6 +65,7 @@ class Session:
     injected: dict[str, str] = field(default_factory=dict)  # memory id → the memory block that carried it
     last_prompt: list[Message] = field(default_factory=list)  # what the model saw in this session's last turn
     previous: TurnContext | None = None  # the last turn's route, for routing that follows the conversation
+    user: str = OWNER_ID  # whose session it is: recall reads, and captured facts and exchanges are written as, this user's memories
     # One turn at a time per session. A plain Lock, not an RLock: a server may resume the turn's generator on
     # another thread than the one that started it, and the release must work there.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -203,19 +204,24 @@ class Orchestrator:
                 log.debug("session %s left the cache (it reloads from the conversation store)", old)
         return session
 
-    def new_session(self, title: str = "") -> Session:
-        info = self.conversations.create_session(new_session_id(), title=title, model=self.model_name)
-        return self._keep(Session(info.id, self._buffer(), title=title))
+    def new_session(self, title: str = "", *, user: str = OWNER_ID) -> Session:
+        info = self.conversations.create_session(new_session_id(), title=title, model=self.model_name, user=user)
+        return self._keep(Session(info.id, self._buffer(), title=title, user=user))
 
-    def resume(self, session_id: str) -> Session:
-        """A stored session with its last turns back in the buffer (id or unique prefix)."""
-        info = self.conversations.find_session(session_id.strip())
+    def _cached(self, session_id: str, user: str) -> Session | None:
+        """The cached session with this id when it is `user`'s (call under _sessions_lock)."""
+        session = self.sessions.get(session_id)
+        return self._keep(session) if session is not None and session.user == user else None
+
+    def resume(self, session_id: str, *, user: str = OWNER_ID) -> Session:
+        """One of `user`'s stored sessions with its last turns back in the buffer (id or unique prefix)."""
+        info = self.conversations.find_session(session_id.strip(), user=user)
         if info is None:
             raise EvoError(f"No session {session_id!r}.", "List them with /sessions or `evo sessions list`.")
         with self._sessions_lock:
-            if info.id in self.sessions:
-                return self._keep(self.sessions[info.id])
-            session = Session(info.id, self._buffer(), title=info.title)
+            if (cached := self._cached(info.id, user)) is not None:
+                return cached
+            session = Session(info.id, self._buffer(), title=info.title, user=info.user)
             records = self.conversations.turns(info.id, last=self.settings.memory.buffer_messages)
             for record in records:
                 if record.context:
@@ -225,31 +231,41 @@ class Orchestrator:
             session.turns = max((r.number for r in self.conversations.turns(info.id)), default=0)
             return self._keep(session)
 
-    def session(self, session_id: str | None) -> Session:
-        """The named session (resumed from the store if needed), or a new one."""
+    def session(self, session_id: str | None, *, user: str = OWNER_ID) -> Session:
+        """`user`'s named session (resumed from the store if needed), or a new one."""
         if session_id is None:
-            return self.new_session()
+            return self.new_session(user=user)
         with self._sessions_lock:
-            if session_id in self.sessions:
-                return self._keep(self.sessions[session_id])
-        return self.resume(session_id)
+            if (cached := self._cached(session_id, user)) is not None:
+                return cached
+        return self.resume(session_id, user=user)
 
-    def named_session(self, session_id: str, title: str = "") -> Session:
-        """The session with exactly this id, created when it does not exist yet: an API client names its
-        sessions itself (a prefix never matches another one, unlike `resume`)."""
+    def named_session(self, session_id: str, title: str = "", *, user: str = OWNER_ID) -> Session:
+        """`user`'s session with exactly this id, created when it does not exist yet: an API client names its
+        sessions itself (a prefix never matches another one, unlike `resume`). An id another user's session
+        has is refused like an unknown one (the server gives every user's ids a prefix of their own, so this
+        does not happen there)."""
         with self._sessions_lock:
-            if session_id in self.sessions:
-                return self._keep(self.sessions[session_id])
+            if (cached := self._cached(session_id, user)) is not None:
+                return cached
             if self.conversations.get_session(session_id) is None:
-                self.conversations.create_session(session_id, title=title, model=self.model_name)
-                return self._keep(Session(session_id, self._buffer(), title=title))
-        return self.resume(session_id)
+                self.conversations.create_session(session_id, title=title, model=self.model_name, user=user)
+                return self._keep(Session(session_id, self._buffer(), title=title, user=user))
+        if self.conversations.get_session(session_id, user=user) is None:
+            raise EvoError(f"No session {session_id!r}.", "Name the session with an id of your own.")
+        return self.resume(session_id, user=user)
 
-    def list_sessions(self, limit: int | None = None) -> list[SessionInfo]:
-        return self.conversations.list_sessions(limit or self.settings.chat.sessions_listed)
+    def list_sessions(self, limit: int | None = None, *, user: str = OWNER_ID) -> list[SessionInfo]:
+        return self.conversations.list_sessions(limit or self.settings.chat.sessions_listed, user=user)
 
-    def delete_session(self, session_id: str) -> bool:
-        info = self.conversations.find_session(session_id)
+    def forget_sessions(self, user: str) -> None:
+        """Drop `user`'s sessions from the cache (after their data was erased)."""
+        with self._sessions_lock:
+            for sid in [sid for sid, s in self.sessions.items() if s.user == user]:
+                self.sessions.pop(sid, None)
+
+    def delete_session(self, session_id: str, *, user: str = OWNER_ID) -> bool:
+        info = self.conversations.find_session(session_id, user=user)
         if info is None:
             return False
         with self._sessions_lock:
@@ -303,7 +319,8 @@ class Orchestrator:
         return Routed(p["intent"], float(p["confidence"]), name, name if name in self.engine.adapters() else None, fallback=bool(p["fallback"]))
 
     def turn(self, session_id: str | None, message: str, *, expert: str | None = None, overrides: dict[str, Any] | None = None,
-             history: Sequence[Message] | None = None, record: bool = True, cancel: threading.Event | None = None) -> Iterator[Event]:
+             history: Sequence[Message] | None = None, record: bool = True, cancel: threading.Event | None = None,
+             user: str = OWNER_ID) -> Iterator[Event]:
         """Route, recall, assemble, generate and log one message; close the iterator to interrupt (Ctrl-C).
 
         `overrides` change this turn's sampling only (temperature, top_p, top_k, max_tokens, stop, seed,
@@ -315,7 +332,8 @@ class Orchestrator:
         keeps nothing: no conversation log, no memory write, no captured fact; routing and recall still run.
         Raises `Busy` when the engine's queue is full (nothing of the turn is kept then). Setting `cancel`
         (from any thread: a dropped HTTP client, a time limit) stops the answer at the next token; the turn
-        still ends with Done, marked interrupted.
+        still ends with Done, marked interrupted. `user` is whose turn it is (evo_tr.users): the session must be
+        theirs, and only their memories are recalled, and written.
         """
         if not isinstance(message, str) or not message.strip():
             raise EvoError("The message is empty.", "Type some text.")
@@ -323,9 +341,10 @@ class Orchestrator:
             self.check_expert(expert)
         config = self.config_for(overrides)
         if record:
-            session = self.session(session_id) if history is None or session_id is None else self.named_session(session_id)
+            session = (self.session(session_id, user=user) if history is None or session_id is None
+                       else self.named_session(session_id, user=user))
         else:
-            session = Session("", self._buffer())  # nothing outlives the request
+            session = Session("", self._buffer(), user=user)  # nothing outlives the request
         external = None if history is None else list(history)
         return self._turn(session, message.strip(), expert, config=config, history=external, record=record, cancel=cancel)
 
@@ -339,10 +358,11 @@ class Orchestrator:
         values = {k: (tuple(v) if k == "stop" else v) for k, v in overrides.items() if v is not None}
         return replace(self.config, **values)
 
-    def feedback(self, session_id: str, kind: str, *, reason: str = "", text: str = "", turn: int | None = None) -> Feedback:
+    def feedback(self, session_id: str, kind: str, *, reason: str = "", text: str = "", turn: int | None = None,
+                 user: str = OWNER_ID) -> Feedback:
         """/good, /bad REASON, /fix TEXT on the session's last turn (or `turn`); 'regenerate' is what a client that
         answers again itself (the web page) reports, stored as implicit like `/regen`'s mark."""
-        session = self.session(session_id)
+        session = self.session(session_id, user=user)
         number = session.turns if turn is None else turn
         if number < 1:
             raise EvoError("There is no answer to rate yet.", "Ask something first.")
@@ -528,10 +548,10 @@ class Orchestrator:
         try:
             manager = self.memory.get()
             with self.memory.lock:
-                captured = manager.observe(text, session=session.id, turn=session.turns) if capture else []
+                captured = manager.observe(text, session=session.id, turn=session.turns, user=session.user) if capture else []
                 recall = manager.recall(
                     text, room, exclude=[c.fact.text for c in captured], about_conversation=asks_about_conversation(text),
-                    session=session.id, touch=False, skip_ids=in_history, knowledge=passages, knowledge_top_k=k,
+                    session=session.id, touch=False, skip_ids=in_history, knowledge=passages, knowledge_top_k=k, user=session.user,
                 )
         except Exception as exc:  # a broken or locked store must never cost the user their answer
             if not isinstance(exc, MemoryUnavailable):
@@ -568,7 +588,8 @@ class Orchestrator:
 
         for fact in capture_facts(text):
             if fact.text not in done:
-                payload = {"text": fact.text, "type": fact.type, "rule": fact.rule, "lang": fact.lang, "session": session.id, "turn": session.turns}
+                payload = {"text": fact.text, "type": fact.type, "rule": fact.rule, "lang": fact.lang, "session": session.id, "turn": session.turns,
+                           "user_id": session.user}
                 self.memory.enqueue("fact", payload)
 
     def _notice(self, stats: TurnStats, notice: Notice) -> Notice:
@@ -609,7 +630,8 @@ class Orchestrator:
             self.conversations.record_turn(record)
             saving = self.settings.memory.save_conversations
             if self.memory is not None and saving and answer.strip() and not stats.interrupted and stats.error is None:
-                payload = {"user": text, "assistant": answer, "intent": stats.intent, "session": session.id, "turn": stats.turn}
+                payload = {"user": text, "assistant": answer, "intent": stats.intent, "session": session.id, "turn": stats.turn,
+                           "user_id": session.user}
                 self.memory.enqueue("turn", payload)
             if self.memory is not None:  # background work starts after the answer, never competing with it
                 if stats.memory_ids:

@@ -14,7 +14,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from evo_tr.config import Settings
-from evo_tr.errors import EvoError
+from evo_tr.errors import EvoError, disk_full_error, is_disk_full
 from evo_tr.events import Done, Handler, Notice, Recalled, Routed, Token, TurnStats, dispatch
 from evo_tr.orchestrator import Orchestrator, Session
 
@@ -214,6 +214,11 @@ class Repl:
         except KeyboardInterrupt:  # Ctrl-C: the orchestrator keeps the partial answer, marked interrupted
             events.close()
             self.console.print("[yellow]⏹ interrupted[/yellow]")
+        except Exception as exc:  # a full disk mid-turn: say so and keep the chat open (the next turn may fit)
+            if not is_disk_full(exc):
+                raise
+            error = disk_full_error(self.orch.settings.home)
+            self.console.print(f"[red]{error.message}[/red] [dim]{error.hint}[/dim]")
 
     def _render(self, first: Token, events: Iterator) -> list:
         """Stream the answer to its end; returns the events that came after the tokens (notices, Done)."""

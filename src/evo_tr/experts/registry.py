@@ -137,12 +137,18 @@ class AdapterRegistry:
             self.activate(expert, version.tag)
         return version
 
-    def _write_pointer(self, expert: str, tag: str) -> None:
+    def _history(self, expert: str) -> list[str]:
+        path = self._expert_dir(expert) / HISTORY_NAME
+        return path.read_text().split() if path.is_file() else []
+
+    def _write_pointer(self, expert: str, tag: str, history: list[str] | None = None) -> None:
+        """The pointer, then the history, each replaced whole (a kill leaves the old file or the new one, never half;
+        between the two the history may lack the last switch, which `rollback` reconciles)."""
         folder = self._expert_dir(expert)
         folder.mkdir(parents=True, exist_ok=True)
+        history = self._history(expert) if history is None else history
         _write_atomic(folder / ACTIVE_NAME, tag)
-        with open(folder / HISTORY_NAME, "a") as fh:
-            fh.write(tag + "\n")
+        _write_atomic(folder / HISTORY_NAME, "\n".join([*history, tag]) + "\n")
 
     def activate(self, expert: str, version: str) -> AdapterVersion | None:
         if version == "none":
@@ -163,14 +169,20 @@ class AdapterRegistry:
         return self.get(expert, target.tag)
 
     def rollback(self, expert: str) -> AdapterVersion | None:
-        """Back to the version active before the current one (the pointer history remembers)."""
-        history_file = self._expert_dir(expert) / HISTORY_NAME
-        history = history_file.read_text().split() if history_file.is_file() else []
+        """Back to the version active before the current one (the pointer history remembers). The history is
+        rewritten whole with the pointer (a kill campaign found the old truncate-then-append could lose it)."""
+        history = self._history(expert)
+        pointer = self._expert_dir(expert) / ACTIVE_NAME
+        current = pointer.read_text().strip() if pointer.is_file() else None
+        if current and (not history or history[-1] != current):
+            history.append(current)  # killed between the pointer and the history write: the pointer is the truth
         if len(history) < 2:
             raise EvoError(f"No earlier version of {expert} to roll back to.", "See `evo adapters list`.")
         previous = history[-2]
-        history_file.write_text("\n".join(history[:-2]) + ("\n" if history[:-2] else ""))
-        return self.activate(expert, previous)
+        if previous != "none":
+            self.get(expert, previous)  # still registered (else the error names the known versions)
+        self._write_pointer(expert, previous, history[:-2])
+        return None if previous == "none" else self.get(expert, previous)
 
     def remove(self, expert: str, version: str) -> None:
         target = self.get(expert, version)

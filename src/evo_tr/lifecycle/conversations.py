@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from evo_tr.config import OWNER_ID
 from evo_tr.errors import EvoError
 
 # The tables as version 1 created them (every later change is a numbered migration below); the memory
@@ -132,6 +133,7 @@ class SessionInfo:
     title: str
     model: str
     turns: int = 0
+    user: str = OWNER_ID  # whose session it is (evo_tr.users; OWNER_ID = the owner's)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -248,35 +250,70 @@ class ConversationStore:
         db.execute("COMMIT")
 
     # -- sessions -------------------------------------------------------------------------
-    def create_session(self, session_id: str, *, title: str = "", model: str = "") -> SessionInfo:
+    def create_session(self, session_id: str, *, title: str = "", model: str = "", user: str = OWNER_ID) -> SessionInfo:
         stamp = now_iso()
         with self._tx() as db:
-            db.execute("INSERT INTO sessions (id, created_at, updated_at, title, model) VALUES (?, ?, ?, ?, ?)", (session_id, stamp, stamp, title, model))
-        return SessionInfo(session_id, stamp, stamp, title, model, 0)
+            db.execute("INSERT INTO sessions (id, created_at, updated_at, title, model, user) VALUES (?, ?, ?, ?, ?, ?)",
+                       (session_id, stamp, stamp, title, model, user))
+        return SessionInfo(session_id, stamp, stamp, title, model, 0, user)
 
-    def get_session(self, session_id: str) -> SessionInfo | None:
+    def get_session(self, session_id: str, *, user: str | None = None) -> SessionInfo | None:
+        """The session with this exact id (of `user` only, when given: another user's is None, as a missing one)."""
         row = self._db().execute(
             "SELECT s.*, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS turns FROM sessions s WHERE s.id = ?", (session_id,)
         ).fetchone()
-        return SessionInfo(**dict(row)) if row else None
+        if row is None or (user is not None and row["user"] != user):
+            return None
+        return SessionInfo(**dict(row))
 
-    def find_session(self, prefix: str) -> SessionInfo | None:
-        """By exact id, else by a unique prefix (as listings show); ambiguous prefixes are an error."""
-        exact = self.get_session(prefix)
+    def find_session(self, prefix: str, *, user: str | None = OWNER_ID) -> SessionInfo | None:
+        """`user`'s session by exact id, else by a unique prefix (as listings show); ambiguous prefixes are an error."""
+        exact = self.get_session(prefix, user=user)
         if exact or not prefix:
             return exact
-        rows = self._db().execute("SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\' LIMIT 3", (_like_prefix(prefix),)).fetchall()
+        sql, args = "SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\'", [_like_prefix(prefix)]
+        if user is not None:
+            sql, args = sql + " AND user = ?", args + [user]
+        rows = self._db().execute(sql + " LIMIT 3", args).fetchall()
         if len(rows) > 1:
             raise EvoError(f"Session prefix {prefix!r} matches several sessions.", "Give more characters of the id (see /sessions).")
         return self.get_session(rows[0]["id"]) if rows else None
 
-    def list_sessions(self, limit: int = 20) -> list[SessionInfo]:
+    def list_sessions(self, limit: int = 20, *, user: str | None = OWNER_ID) -> list[SessionInfo]:
+        """`user`'s sessions (None: everyone's), most recently active first."""
+        where, args = ("WHERE s.user = ? ", [user]) if user is not None else ("", [])
         rows = self._db().execute(
             "SELECT s.*, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS turns FROM sessions s "
-            "ORDER BY s.updated_at DESC LIMIT ?",
-            (limit,),
+            f"{where}ORDER BY s.updated_at DESC LIMIT ?",
+            (*args, limit),
         ).fetchall()
         return [SessionInfo(**dict(r)) for r in rows]
+
+    def session_users(self) -> dict[str, str]:
+        """Every session id → its user (the night stores what it learns from a turn as that user's)."""
+        return {r["id"]: r["user"] for r in self._db().execute("SELECT id, user FROM sessions")}
+
+    def erase_user(self, user: str) -> dict[str, int]:
+        """Delete everything of `user`'s conversations: their sessions, turns, feedback, the training proposals and
+        preference pairs made from them, and their memory writes still queued. Returns the counts. The freed pages
+        still hold the bytes until the file is vacuumed (evo_tr.users.erase does that)."""
+        counts: dict[str, int] = {}
+        with self._tx() as db:
+            owned = "SELECT id FROM sessions WHERE user = ?"
+            for table in ("feedback", "proposals", "preference_pairs", "turns"):
+                counts[table] = db.execute(f"DELETE FROM {table} WHERE session_id IN ({owned})", (user,)).rowcount
+            counts["sessions"] = db.execute("DELETE FROM sessions WHERE user = ?", (user,)).rowcount
+            queued = 0
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_queue'").fetchone():
+                for row in db.execute("SELECT id, payload FROM memory_queue").fetchall():
+                    try:
+                        mine = json.loads(row["payload"]).get("user_id", OWNER_ID) == user
+                    except (ValueError, AttributeError):
+                        mine = False
+                    if mine:
+                        queued += db.execute("DELETE FROM memory_queue WHERE id = ?", (row["id"],)).rowcount
+            counts["queued_memory_writes"] = queued
+        return counts
 
     def delete_session(self, session_id: str) -> bool:
         with self._tx() as db:
@@ -460,9 +497,21 @@ def _m2_route_source(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE turns ADD COLUMN route_source TEXT NOT NULL DEFAULT 'router'")
 
 
+def _m3_users(db: sqlite3.Connection) -> None:
+    """Users of one server (`evo users`, evo_tr.users): each with the SHA-256 of their key (never the key), and
+    sessions.user, whose session it is; every session stored before is the owner's ('')."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, admin INTEGER NOT NULL DEFAULT 0, "
+        "created_at TEXT NOT NULL, key_created_at TEXT NOT NULL)"
+    )
+    if "user" not in {r["name"] for r in db.execute("PRAGMA table_info(sessions)")}:
+        db.execute("ALTER TABLE sessions ADD COLUMN user TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user, updated_at)")
+
+
 # Numbered migrations, as simonw/llm's migrations.py: the version is read at open (PRAGMA user_version) and
 # every later step runs once, in order, each with the version bump in one transaction.
-MIGRATIONS = (_m1_tables, _m2_route_source)
+MIGRATIONS = (_m1_tables, _m2_route_source, _m3_users)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

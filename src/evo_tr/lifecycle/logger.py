@@ -49,6 +49,20 @@ def prune_old_logs(folder: Path, max_age_days: float) -> int:
     return removed
 
 
+class _QuietFileHandler(logging.handlers.RotatingFileHandler):
+    """A log line that cannot be written (the disk is full) is dropped, not printed as a traceback over the
+    user's terminal: the command itself says what went wrong (found by the disk-full test of issue 27)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        import sys
+
+        from evo_tr.errors import is_disk_full
+
+        if is_disk_full(sys.exc_info()[1]):
+            return
+        super().handleError(record)
+
+
 def setup_logging(settings: Settings, *, verbose: bool = False) -> Path | None:
     """File log at INFO (JSON lines, rotated); stderr only shows errors unless --verbose."""
     root = logging.getLogger()
@@ -65,7 +79,7 @@ def setup_logging(settings: Settings, *, verbose: bool = False) -> Path | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         prune_old_logs(folder, settings.logs.max_age_days)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = _QuietFileHandler(
             folder / LOG_NAME, maxBytes=settings.logs.max_bytes, backupCount=settings.logs.backups, encoding="utf-8", delay=True,
         )
     except OSError:

@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from evo_tr.config import Settings
+from evo_tr.config import OWNER_ID, Settings
 from evo_tr.errors import EvoError
 from evo_tr.lifecycle.conversations import ConversationStore, TurnRecord
 from evo_tr.sandbox import SandboxLimits, run_python
@@ -221,7 +221,9 @@ def extract(ctx: NightContext) -> dict[str, Any]:
     for t in ctx.turns:
         sessions.setdefault(t.session_id, []).append(t)
     added, skipped, candidates = [], 0, []
+    owners = ctx.store.session_users()  # a fact is stored as the memory of the user whose session it came from
     for session_id, turns in sessions.items():
+        user = owners.get(session_id, OWNER_ID)
         done = ctx.store.night_item(ctx.day, "extract", session_id)
         if done is not None:  # finished in an earlier (interrupted) run: its own counts, once
             added += done["added"]
@@ -250,12 +252,13 @@ def extract(ctx: NightContext) -> dict[str, Any]:
             if ctx.dry_run:
                 continue
             store = ctx.memory()
-            if store.find_duplicate(item["text"], item["type"]) is not None:
+            if store.find_duplicate(item["text"], item["type"], user=user) is not None:
                 skipped_here += 1
                 continue
             meta = {"night": ctx.day, "extractor": item["extractor"], "entities": ", ".join(notes["entities"])[:300],
                     "keywords": ", ".join(notes["keywords"])[:300], "stated_at": item["stated_at"]}
-            result = store.add_memory(item["text"], meta, memory_type=item["type"], source="night", session=session_id, turn=item["turn"], lang=item["lang"])
+            result = store.add_memory(item["text"], meta, memory_type=item["type"], source="night", session=session_id, turn=item["turn"],
+                                      lang=item["lang"], user=user)
             mine.append({"id": result.id, "text": item["text"], "type": item["type"], "session": session_id, "turn": item["turn"], "extractor": item["extractor"]})
         added += mine
         skipped += skipped_here
@@ -418,8 +421,12 @@ def draw_charts(ctx: NightContext, folder: Path) -> list[Path]:
         points = []
         for v in reg.versions(expert):
             gate_file = v.path / "gate.json"
-            if gate_file.is_file():
-                points.append((v.tag, json.loads(gate_file.read_text())["candidate_loss"]))
+            try:  # the code gate (`evo adapters gate`) writes a gate.json of another shape: no loss to plot
+                loss = json.loads(gate_file.read_text()).get("candidate_loss") if gate_file.is_file() else None
+            except (OSError, ValueError, AttributeError):
+                loss = None
+            if isinstance(loss, (int, float)):
+                points.append((v.tag, loss))
         if points:
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=expert)
     ax.set_title("Held-out loss per adapter version (lower is better)")

@@ -105,16 +105,21 @@ def _favorite_key(m: re.Match[str]) -> str:
     return f"user.favorite.{category}" if len(m.group("v").split()) > 1 else ""
 
 
-def _sentence_case(text: str) -> str:
+def _sentence_case(text: str, lang: str = "tr") -> str:
+    """A capital first letter and a full stop; Turkish-aware for Turkish ('istanbul' → 'İstanbul', not 'Istanbul':
+    found by the fact-capture fuzzing of issue 27)."""
     text = text.strip().rstrip(".")
-    return (text[:1].upper() + text[1:] + ".") if text else text
+    if not text:
+        return text
+    first = text[:1].translate(_TR_UPPER) if lang == "tr" else text[:1]
+    return first.upper() + text[1:] + "."
 
 
 RULES: tuple[Rule, ...] = (
     # Explicit "remember" requests keep the user's own words.
     Rule("tr_remember", "tr", "fact", _rx(r"(?:bunu|şunu)?\s*(?:hatırla|unutma)\s*[:：,-]\s*" + _REST + r"\s*$"), lambda m: _sentence_case(_v(m))),
     Rule("tr_remember_suffix", "tr", "fact", _rx(r"^" + _REST + r"[,;]?\s+(?:bunu\s+)?(?:unutma|hatırla)\s*[.!]*$"), lambda m: _sentence_case(_v(m))),
-    Rule("en_remember", "en", "fact", _rx(r"(?:please\s+)?remember(?:\s+that)?\s*[:,-]?\s+" + _REST + r"\s*$"), lambda m: _sentence_case(_v(m))),
+    Rule("en_remember", "en", "fact", _rx(r"(?:please\s+)?remember(?:\s+that)?\s*[:,-]?\s+" + _REST + r"\s*$"), lambda m: _sentence_case(_v(m), "en")),
     # Pets and relatives ("Kedimin adı Tarçın" is the cat's name, not the user's)
     Rule("tr_relation_name", "tr", "fact", _rx(r"(?:^|\bbenim\s+|[,;]\s*)" + _REL_TR + r"\s+(?:adı|ismi)\s+" + _NAME + r"(?:'?(?:dır|dir|dur|dür|tır|tir))?" + _CLAUSE_END),
          lambda m: f"Kullanıcının {_relation_tr(m)[0]} adı {_title(_v(m))}.", lambda m: f"{_relation_tr(m)[1]}.name"),
@@ -125,8 +130,8 @@ RULES: tuple[Rule, ...] = (
     Rule("tr_name_call", "tr", "fact", _rx(r"bana\s+" + _NAME + r"\s+(?:de|diyebilirsin|diye\s+hitap\s+et)" + _END), lambda m: f"Kullanıcıya {_v(m)} diye hitap edilmeli.", "user.call"),
     Rule("en_name", "en", "fact", _rx(r"\bmy\s+name\s+is\s+" + _NAME + _CLAUSE_END), lambda m: f"The user's name is {_title(_v(m))}.", "user.name"),
     Rule("en_call", "en", "fact", _rx(r"\bcall\s+me\s+" + _NAME + _END), lambda m: f"The user wants to be called {_v(m)}.", "user.call"),
-    # Where they live / work
-    Rule("tr_city", "tr", "fact", _rx(r"(?P<v>(?-i:[A-ZÇĞİÖŞÜ])[\w'’]+(?:\s+(?:de|da|te|ta|şehrinde|ilinde|ilçesinde|tarafında))?)\s+(?:yaşıyorum|oturuyorum)" + _CLAUSE_END), lambda m: f"Kullanıcı {_v(m)} yaşıyor.", "user.city"),
+    # Where they live / work (the city starts a word: "0A0 yaşıyorum" once captured "A0", found by fuzzing)
+    Rule("tr_city", "tr", "fact", _rx(r"(?<![\w'’])(?P<v>(?-i:[A-ZÇĞİÖŞÜ])[\w'’]+(?:\s+(?:de|da|te|ta|şehrinde|ilinde|ilçesinde|tarafında))?)\s+(?:yaşıyorum|oturuyorum)" + _CLAUSE_END), lambda m: f"Kullanıcı {_v(m)} yaşıyor.", "user.city"),
     Rule("en_city", "en", "fact", _rx(r"\bi\s+(?:live|am\s+living)\s+in\s+" + _PLACE + _CLAUSE_END), lambda m: f"The user lives in {_v(m)}.", "user.city"),
     Rule("tr_job", "tr", "fact", _rx(r"(?:benim\s+)?mesleğim\s+" + _REST + _END), lambda m: f"Kullanıcının mesleği {_v(m)}.", "user.job"),
     Rule("tr_work", "tr", "fact", _rx(r"(?P<v>[\w'’ ]{2,60}?(?:\s+olarak)?)\s+çalışıyorum" + _END), lambda m: f"Kullanıcı {_lower_first(_v(m))} çalışıyor.",

@@ -11,6 +11,7 @@ from evo_tr.errors import EvoError, reason
 from evo_tr.lazy import LazyResource, Unavailable
 from evo_tr.memory.manager import MemoryManager, open_memory
 from evo_tr.memory.queue import MemoryQueue
+from evo_tr.memory.types import OWNER_ID
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,14 @@ class MemoryLink(LazyResource[MemoryManager]):
 
 def apply_memory_write(manager: MemoryManager, kind: str, payload: dict[str, Any]) -> None:
     """One queued write: a finished turn or a fact captured while the store was away."""
+    owner = str(payload.get("user_id", OWNER_ID))  # whose turn it was (absent in writes queued before users existed)
     if kind == "turn":
-        manager.save_turn(payload["user"], payload["assistant"], intent=payload.get("intent", ""), session=payload["session"], turn=payload["turn"])
+        manager.save_turn(payload["user"], payload["assistant"], intent=payload.get("intent", ""), session=payload["session"], turn=payload["turn"],
+                          user_id=owner)
     elif kind == "fact":
         manager.store.add_memory(
             payload["text"], {"rule": payload.get("rule", "")}, memory_type=payload["type"], source="chat",
-            session=payload["session"], turn=payload["turn"], lang=payload.get("lang", ""),
+            session=payload["session"], turn=payload["turn"], lang=payload.get("lang", ""), user=owner,
         )
     else:
         raise EvoError(f"unknown queued memory write {kind!r}")

@@ -11,7 +11,7 @@ from evo_tr.config import Settings
 from evo_tr.memory.facts import CapturedFact, capture_facts, question_attributes
 from evo_tr.memory.block import SECTIONS, format_memories, note_line, section_of
 from evo_tr.memory.store import MemoryStore, is_relevant
-from evo_tr.memory.types import GROUNDING_TYPES, AddResult, Memory, MemoryHit
+from evo_tr.memory.types import GROUNDING_TYPES, OWNER_ID, AddResult, Memory, MemoryHit
 from evo_tr.text import content_stems, normalize
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,16 @@ class MemoryManager:
         self.count_tokens = count_tokens
 
     # -- before the answer -----------------------------------------------------------------
-    def observe(self, message: str, *, session: str = "", turn: int = -1) -> list[Captured]:
-        """Store facts the user states explicitly in `message`, at once (not at the end of the turn)."""
+    def observe(self, message: str, *, session: str = "", turn: int = -1, user: str = OWNER_ID) -> list[Captured]:
+        """Store facts the user states explicitly in `message`, at once (not at the end of the turn), as `user`'s."""
         if not self.cfg.capture_facts:
             return []
         out = []
         for fact in capture_facts(message):
-            result = self.store.add_memory(fact.text, {"rule": fact.rule}, memory_type=fact.type, source="chat", session=session, turn=turn, lang=fact.lang)
+            result = self.store.add_memory(fact.text, {"rule": fact.rule}, memory_type=fact.type, source="chat", session=session, turn=turn,
+                                           lang=fact.lang, user=user)
             out.append(Captured(fact, result))
-            log.info("captured %s memory %s: %s", fact.type, result.id, fact.text)
+            log.info("captured %s memory %s (%d characters)", fact.type, result.id, len(fact.text))  # no text: the log outlives an erase
         return out
 
     def gate(self, hits: Sequence[MemoryHit], asked: frozenset[str] = frozenset(), *, lenient: bool = False) -> list[MemoryHit]:
@@ -98,8 +99,9 @@ class MemoryManager:
         skip_ids: Collection[str] = (),
         knowledge: Sequence[MemoryHit] = (),
         knowledge_top_k: int = 3,
+        user: str = OWNER_ID,
     ) -> Recall:
-        """Top-k relevant memories (and reference passages from `knowledge`) that fit in the token budget, best first.
+        """Top-k relevant memories of `user` (and reference passages from `knowledge`) that fit in the token budget, best first.
 
         Only what the user said and reference knowledge are searched to ground an answer. With
         `about_conversation` (the memory_recall intent: "geçen sefer ne önermiştin?") earlier exchanges are
@@ -107,17 +109,18 @@ class MemoryManager:
         word; they are labelled as the assistant's own earlier words. Every candidate passes the relevance
         gate (`is_relevant`); superseded facts never enter. Exchanges of `session` are skipped: that
         conversation is already in the prompt's history. `touch=False` leaves the usage stats to the
-        caller (the chat updates them off the critical path).
+        caller (the chat updates them off the critical path). Only `user`'s memories are candidates (another
+        user's never reach the prompt, whatever the question).
         """
         if not query.strip():
             return Recall()
         asked = question_attributes(query)
         # Re-ranked (hybrid) candidates; spares replace duplicates and what the gate refuses.
-        ranked = self.store.search(query, self.cfg.top_k * 2, types=GROUNDING_TYPES, vector=vector, current_only=True)
+        ranked = self.store.search(query, self.cfg.top_k * 2, types=GROUNDING_TYPES, vector=vector, current_only=True, user=user)
         relevant = self.gate(ranked, asked)
         dropped = len(ranked) - len(relevant)
         if about_conversation:
-            relevant += self.exchanges(query, vector=vector, session=session)
+            relevant += self.exchanges(query, vector=vector, session=session, user=user)
         recall = select_context(
             relevant, self.cfg, self.count_tokens, budget_tokens, knowledge=knowledge, knowledge_top_k=knowledge_top_k, exclude=exclude,
             skip_ids=skip_ids, session=session, about_conversation=about_conversation,
@@ -127,7 +130,7 @@ class MemoryManager:
             self.store.touch([h.memory.id for h in recall.hits if h.memory.type != "knowledge"])
         return recall
 
-    def exchanges(self, query: str, *, vector=None, session: str | None = None) -> list[MemoryHit]:
+    def exchanges(self, query: str, *, vector=None, session: str | None = None, user: str = OWNER_ID) -> list[MemoryHit]:
         """Earlier exchanges a question about the conversation refers to (never those of `session`, already in the history).
 
         With a topic left once the cue words are gone ("Geçen sefer önerdiğin kitap neydi?" → kitap), the
@@ -136,30 +139,31 @@ class MemoryManager:
         """
         topic = content_stems(CONVERSATION_CUE.sub(" ", normalize(query)))
         if not topic:
-            return [MemoryHit(m, 1.0) for m in self.store.latest("conversation", RECENT_EXCHANGES, exclude_session=session)]
-        found = [h for h in self.store.search(query, self.cfg.top_k * 2, types=("conversation",), vector=vector)
+            return [MemoryHit(m, 1.0) for m in self.store.latest("conversation", RECENT_EXCHANGES, exclude_session=session, user=user)]
+        found = [h for h in self.store.search(query, self.cfg.top_k * 2, types=("conversation",), vector=vector, user=user)
                  if not (session and h.memory.session == session) and h.similarity >= self.cfg.min_similarity]
         chosen = [h for i, h in enumerate(found) if i == 0 or is_relevant(h, self.cfg)]
         return self.gate(chosen, lenient=True)
 
     # -- after the answer ------------------------------------------------------------------
-    def save_turn(self, user: str, assistant: str, *, intent: str = "", session: str = "", turn: int = -1) -> AddResult | None:
-        """Keep a finished exchange so later sessions can recall what was discussed."""
+    def save_turn(self, user: str, assistant: str, *, intent: str = "", session: str = "", turn: int = -1,
+                  user_id: str = OWNER_ID) -> AddResult | None:
+        """Keep a finished exchange (as `user_id`'s) so later sessions can recall what was discussed."""
         if not self.cfg.save_conversations or not user.strip() or not assistant.strip():
             return None
-        return self.store.add_conversation(user, assistant, intent, session=session, turn=turn)
+        return self.store.add_conversation(user, assistant, intent, session=session, turn=turn, user_id=user_id)
 
     # -- privacy controls --------------------------------------------------------------------
-    def remember(self, text: str, *, session: str = "", source: str = "chat") -> AddResult:
+    def remember(self, text: str, *, session: str = "", source: str = "chat", user: str = OWNER_ID) -> AddResult:
         """`/remember TEXT`: store the user's own words as a fact."""
-        return self.store.add_memory(text, memory_type="fact", source=source, session=session)
+        return self.store.add_memory(text, memory_type="fact", source=source, session=session, user=user)
 
-    def find(self, query_or_id: str, limit: int = 5) -> list[Memory]:
-        """What `/forget` would delete: the memory with that id (or id prefix), else the relevant matches."""
-        return find_memories(self.store, query_or_id, limit)
+    def find(self, query_or_id: str, limit: int = 5, *, user: str = OWNER_ID) -> list[Memory]:
+        """What `/forget` would delete: `user`'s memory with that id (or id prefix), else their relevant matches."""
+        return find_memories(self.store, query_or_id, limit, user=user)
 
-    def forget(self, ids: Sequence[str]) -> int:
-        return self.store.delete(ids)
+    def forget(self, ids: Sequence[str], *, user: str = OWNER_ID) -> int:
+        return self.store.delete(ids, user=user)
 
 
 def gate(hits: Sequence[MemoryHit], cfg, asked: frozenset[str] = frozenset(), *, lenient: bool = False) -> list[MemoryHit]:
@@ -236,16 +240,17 @@ def open_memory(settings: Settings, count_tokens: Callable[[str], int]) -> Memor
     return MemoryManager(MemoryStore(settings), settings, count_tokens)
 
 
-def find_memories(store: MemoryStore, query_or_id: str, limit: int = 5) -> list[Memory]:
-    """Exact id, a unique-looking id prefix (as tables show), else matches that pass the strict relevance test."""
+def find_memories(store: MemoryStore, query_or_id: str, limit: int = 5, *, user: str = OWNER_ID) -> list[Memory]:
+    """`user`'s memory with that exact id, a unique-looking id prefix (as tables show), else their matches that pass
+    the strict relevance test."""
     query = query_or_id.strip()
-    exact = store.get(query)
+    exact = store.get(query, user=user)
     if exact:
         return [exact]
     if len(query) >= 8 and all(c in "0123456789abcdef" for c in query):
-        prefixed = [m for m in store.all() if m.id.startswith(query)]
+        prefixed = [m for m in store.all(user=user) if m.id.startswith(query)]
         if prefixed:
             return prefixed
     cfg = store.cfg
-    hits = store.search(query, limit, min_similarity=cfg.min_similarity)
+    hits = store.search(query, limit, min_similarity=cfg.min_similarity, user=user)
     return [h.memory for h in hits if h.similarity >= cfg.relevant_similarity or h.overlap >= max(cfg.min_overlap, 0.5)]

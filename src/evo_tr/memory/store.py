@@ -21,7 +21,7 @@ from evo_tr.chroma import EMBED_MODE, ChromaCollection, WriterLock, _register_em
 from evo_tr.errors import EvoError
 from evo_tr.memory.facts import attribute_of, question_attributes
 from evo_tr.memory.types import (
-    CORE_KEYS, EXCHANGE_ASSISTANT, EXCHANGE_USER, GROUNDING_TYPES, MEMORY_TYPES, AddResult, Memory, MemoryHit, MemoryStats, utc_now,
+    CORE_KEYS, EXCHANGE_ASSISTANT, EXCHANGE_USER, GROUNDING_TYPES, MEMORY_TYPES, OWNER_ID, AddResult, Memory, MemoryHit, MemoryStats, utc_now,
 )
 from evo_tr.text import STOPWORDS, clip_middle, content_stems, has_letters, normalize, stem_coverage  # noqa: F401 (re-exported)
 
@@ -33,13 +33,26 @@ TYPE_PRIOR = {"fact": 1, "preference": 1, "knowledge": 0, "conversation": -1}
 ADD_BATCH = 64  # texts embedded and written per Chroma call
 # Version of what the store's records carry (collection metadata "schema"). 1: no roles; conversation
 # memories were injected like facts. 2: every record has a role, facts an attribute and a stated-at time,
-# and a newer statement of an attribute supersedes the older one. Opening an older store migrates it once
-# (metadata only: no text is changed or dropped), see MemoryStore._migrate.
-SCHEMA_VERSION = 2
+# and a newer statement of an attribute supersedes the older one. 3: every record names its user ("" = the
+# owner, which is what every earlier record becomes), and every read, search, dedupe and supersession is
+# scoped to one user. Opening an older store migrates it once (metadata only: no text is changed or
+# dropped), see MemoryStore._migrate.
+SCHEMA_VERSION = 3
 DEFAULT_ROLE = {"fact": "user", "preference": "user", "conversation": "exchange", "knowledge": "reference"}
 DUPLICATE_CANDIDATES = 3
 _WORD = re.compile(r"[\w'’]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n{2,}")
+
+def user_where(user: str | None, *clauses: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A Chroma `where` that adds "this user's records only" to `clauses` (user None: every user's, for
+    maintenance that spans the store)."""
+    parts = [c for c in clauses if c]
+    if user is not None:
+        parts.append({"user": user})
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
 
 def text_hash(text: str) -> str:
     """Exact-duplicate key: the Turkish-normalised words, so 'İzmir!' and 'izmir' collide."""
@@ -87,6 +100,7 @@ class NewMemory:
     turn: int = -1
     lang: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    user: str = OWNER_ID
 
 
 @dataclass
@@ -157,8 +171,9 @@ class MemoryStore(ChromaCollection):
         """Bring records written by an earlier version up to SCHEMA_VERSION, once, under the writer lock.
 
         Conversation memories are tagged as exchanges (they hold the assistant's words, so they stop
-        grounding answers), facts get their attribute and stated-at time, and of two statements of one
-        attribute the newer becomes current. Only metadata changes: every text stays, nothing is deleted.
+        grounding answers), facts get their attribute and stated-at time, of two statements of one
+        attribute the newer becomes current, and a record without a user becomes the owner's (OWNER_ID).
+        Only metadata changes: every text stays, nothing is deleted.
         """
         with self.lock.hold():
             collection = self.client.get_collection(self.cfg.collection, embedding_function=self._ef)
@@ -168,20 +183,20 @@ class MemoryStore(ChromaCollection):
                 return
             found = collection.get(include=["documents", "metadatas"])
             changed: list[Memory] = []
-            attributes: set[str] = set()
+            attributes: set[tuple[str, str]] = set()
             for mid, doc, meta in zip(found["ids"], found["documents"], found["metadatas"]):
                 m = Memory.from_record(mid, doc, meta)
                 before = m.metadata()
                 _fill_provenance(m)
                 if m.attribute:
-                    attributes.add(m.attribute)
-                if m.metadata() != before:
+                    attributes.add((m.attribute, m.user))
+                if m.metadata() != before or "user" not in (meta or {}):  # a record from before users: the owner's
                     changed.append(m)
             for start in range(0, len(changed), 5000):
                 batch = changed[start : start + 5000]
                 collection.update(ids=[m.id for m in batch], metadatas=[m.metadata() for m in batch])
-            for attribute in sorted(attributes):
-                self._resolve_attribute(attribute, collection)
+            for attribute, user in sorted(attributes):
+                self._resolve_attribute(attribute, user, collection)
             stored["schema"] = SCHEMA_VERSION
             collection.modify(metadata=stored)
             log.info("memory store migrated to schema %s: %s records tagged, %s attributes resolved", SCHEMA_VERSION, len(changed), len(attributes))
@@ -199,8 +214,9 @@ class MemoryStore(ChromaCollection):
         session: str = "",
         turn: int = -1,
         lang: str = "",
+        user: str = OWNER_ID,
     ) -> AddResult:
-        """Store a text (chunked if long); an exact or near duplicate is merged into the existing memory."""
+        """Store a text (chunked if long) as `user`'s; an exact or near duplicate of theirs is merged into it."""
         text = validate_text(text, self.cfg)
         extra = dict(metadata or {})
         memory_type = _check_type(extra.pop("type", memory_type))
@@ -208,24 +224,25 @@ class MemoryStore(ChromaCollection):
         if memory_type in ("fact", "preference") and len(pieces) == 1 and "attribute" not in extra:
             extra["attribute"] = attribute_of(text)
         if len(pieces) == 1:
-            item = NewMemory(text, memory_type, source, session, turn, lang, extra)
+            item = NewMemory(text, memory_type, source, session, turn, lang, extra, user)
             result = self.add_many([item])[0]
             return AddResult(result.id, result.merged, (result.id,))
         # A long text is stored as ordered chunks of one document; the document as a whole is deduplicated.
         doc_hash = text_hash(text)
-        found = self.collection.get(where={"doc_hash": doc_hash}, include=["metadatas"])
+        found = self.collection.get(where=user_where(user, {"doc_hash": doc_hash}), include=["metadatas"])
         if found["ids"]:
             ordered = sorted(zip(found["ids"], found["metadatas"]), key=lambda pair: pair[1].get("chunk", 0))
             return AddResult(ordered[0][0], True, tuple(i for i, _ in ordered))
         doc_id = uuid.uuid4().hex[:16]
         items = [
-            NewMemory(p, memory_type, source, session, turn, lang, {**extra, "doc_hash": doc_hash, "doc_id": doc_id, "chunk": i, "chunks": len(pieces)})
+            NewMemory(p, memory_type, source, session, turn, lang, {**extra, "doc_hash": doc_hash, "doc_id": doc_id, "chunk": i, "chunks": len(pieces)}, user)
             for i, p in enumerate(pieces)
         ]
         results = self.add_many(items, dedupe=False)
         return AddResult(results[0].id, False, tuple(r.id for r in results))
 
-    def add_conversation(self, user: str, assistant: str, intent: str = "", *, session: str = "", turn: int = -1) -> AddResult:
+    def add_conversation(self, user: str, assistant: str, intent: str = "", *, session: str = "", turn: int = -1,
+                         user_id: str = OWNER_ID) -> AddResult:
         """One finished exchange, kept so the user can ask about the conversation later ("geçen sefer ne demiştin?").
 
         It holds the assistant's words, so it is an "exchange": recall never uses it to ground an answer
@@ -237,16 +254,25 @@ class MemoryStore(ChromaCollection):
         extra: dict[str, Any] = {"role": "exchange", "user_chars": len(user[:half])}
         if intent:
             extra["intent"] = intent
-        return self.add_memory(text, extra, memory_type="conversation", source="chat", session=session, turn=turn)
+        return self.add_memory(text, extra, memory_type="conversation", source="chat", session=session, turn=turn, user=user_id)
 
     def add_many(self, items: Sequence[NewMemory], *, dedupe: bool = True) -> list[AddResult]:
-        """Batch insert with exact and near-duplicate merging; one result per item, in order."""
+        """Batch insert with exact and near-duplicate merging (each item only with its own user's memories); one
+        result per item, in order."""
         results: list[AddResult] = []
         for start in range(0, len(items), ADD_BATCH):
-            results.extend(self._add_batch(items[start : start + ADD_BATCH], dedupe))
+            batch = items[start : start + ADD_BATCH]
+            by_user: dict[str, list[int]] = {}
+            for i, item in enumerate(batch):
+                by_user.setdefault(item.user, []).append(i)
+            out: list[AddResult | None] = [None] * len(batch)
+            for user, positions in by_user.items():
+                for i, result in zip(positions, self._add_batch([batch[i] for i in positions], dedupe, user)):
+                    out[i] = result
+            results.extend(r for r in out if r is not None)
         return results
 
-    def _add_batch(self, items: Sequence[NewMemory], dedupe: bool) -> list[AddResult]:
+    def _add_batch(self, items: Sequence[NewMemory], dedupe: bool, user: str) -> list[AddResult]:
         texts = [validate_text(i.text, self.cfg) for i in items]
         for item in items:
             _check_type(item.type)
@@ -258,9 +284,9 @@ class MemoryStore(ChromaCollection):
         new: list[tuple[int, Memory]] = []
         attributes: set[str] = set()
         with self._writing():
-            existing = self._by_hash(hashes) if dedupe else {}
+            existing = self._by_hash(hashes, user) if dedupe else {}
             total = self.count() if dedupe else 0
-            near = self._near_duplicates(texts, vecs, items, total) if total else [None] * len(items)
+            near = self._near_duplicates(texts, vecs, items, total, user) if total else [None] * len(items)
             for i, (item, h) in enumerate(zip(items, hashes)):
                 target = existing.get((h, item.type)) or near[i]
                 if target is None and dedupe:
@@ -278,7 +304,7 @@ class MemoryStore(ChromaCollection):
                     continue
                 memory = Memory(
                     id=uuid.uuid4().hex, text=texts[i], type=item.type, source=item.source, session=item.session,
-                    turn=item.turn, created_at=now, updated_at=now, text_hash=h, lang=item.lang, extra=dict(item.extra),
+                    turn=item.turn, created_at=now, updated_at=now, text_hash=h, lang=item.lang, user=user, extra=dict(item.extra),
                 )
                 for key in ("doc_id", "chunk", "chunks", "role", "attribute", "stated_at"):
                     if key in memory.extra:
@@ -304,17 +330,18 @@ class MemoryStore(ChromaCollection):
                 if m.id in merges and m.mentions > 1:
                     self.collection.update(ids=[m.id], metadatas=[m.metadata()])
             for attribute in sorted(attributes):
-                self._resolve_attribute(attribute)
+                self._resolve_attribute(attribute, user)
         return [r for r in results if r is not None]
 
-    def _resolve_attribute(self, attribute: str, collection: Any = None) -> None:
-        """Of the memories stating one attribute, the most recently stated is current; the rest point to it.
+    def _resolve_attribute(self, attribute: str, user: str, collection: Any = None) -> None:
+        """Of one user's memories stating one attribute, the most recently stated is current; the rest point to it
+        (another user's name never supersedes this user's).
 
         Called under the writer lock after every write that touches the attribute, so the order of
         statements (not of writes: the night stores a morning's fact after an evening's) decides.
         """
         collection = collection or self.collection
-        found = collection.get(where={"attribute": attribute}, include=["documents", "metadatas"])
+        found = collection.get(where=user_where(user, {"attribute": attribute}), include=["documents", "metadatas"])
         memories = [Memory.from_record(i, d, m) for i, d, m in zip(found["ids"], found["documents"], found["metadatas"])]
         if len(memories) < 2 and all(m.current for m in memories):
             return
@@ -329,18 +356,18 @@ class MemoryStore(ChromaCollection):
         if changed:
             collection.update(ids=[m.id for m in changed], metadatas=[m.metadata() for m in changed])
 
-    def find_duplicate(self, text: str, memory_type: str = "fact") -> Memory | None:
-        """The stored memory that `add_memory(text)` would merge into, without touching it (night dedupe)."""
+    def find_duplicate(self, text: str, memory_type: str = "fact", *, user: str = OWNER_ID) -> Memory | None:
+        """The stored memory of `user` that `add_memory(text)` would merge into, without touching it (night dedupe)."""
         self._sync()
         text = validate_text(text, self.cfg)
-        hit = self._by_hash([text_hash(text)]).get((text_hash(text), _check_type(memory_type)))
+        hit = self._by_hash([text_hash(text)], user).get((text_hash(text), _check_type(memory_type)))
         total = self.count()
         if hit is not None or not total:
             return hit
-        return self._near_duplicates([text], self.embed([text]), [NewMemory(text, memory_type)], total)[0]
+        return self._near_duplicates([text], self.embed([text]), [NewMemory(text, memory_type, user=user)], total, user)[0]
 
-    def _by_hash(self, hashes: list[str]) -> dict[tuple[str, str], Memory]:
-        found = self.collection.get(where={"text_hash": {"$in": sorted(set(hashes))}}, include=["documents", "metadatas"])
+    def _by_hash(self, hashes: list[str], user: str) -> dict[tuple[str, str], Memory]:
+        found = self.collection.get(where=user_where(user, {"text_hash": {"$in": sorted(set(hashes))}}), include=["documents", "metadatas"])
         out: dict[tuple[str, str], Memory] = {}
         for mid, doc, meta in zip(found["ids"], found["documents"], found["metadatas"]):
             m = Memory.from_record(mid, doc, meta)
@@ -356,9 +383,9 @@ class MemoryStore(ChromaCollection):
         """
         return word_set(a) == word_set(b)
 
-    def _near_duplicates(self, texts: list[str], vecs: np.ndarray, items: Sequence[NewMemory], total: int) -> list[Memory | None]:
+    def _near_duplicates(self, texts: list[str], vecs: np.ndarray, items: Sequence[NewMemory], total: int, user: str) -> list[Memory | None]:
         n = min(DUPLICATE_CANDIDATES, total)
-        res = self.collection.query(query_embeddings=vecs, n_results=n, include=["documents", "metadatas", "distances"])
+        res = self.collection.query(query_embeddings=vecs, n_results=n, where=user_where(user), include=["documents", "metadatas", "distances"])
         out: list[Memory | None] = []
         for i, text in enumerate(texts):
             match = None
@@ -376,7 +403,17 @@ class MemoryStore(ChromaCollection):
         return None
 
     def restore(self, memories: Sequence[Memory]) -> None:
-        """Write memories exactly as given (ids and metadata kept): the import path of an export."""
+        """Write memories exactly as given (ids and metadata kept): the import path of an export.
+
+        A memory whose id another user's memory already has gets a new id instead: an import never
+        overwrites (or takes over) someone else's memory, whatever ids the file names."""
+        memories = list(memories)
+        ids = list(dict.fromkeys(m.id for m in memories))
+        taken: dict[str, str] = {}
+        for start in range(0, len(ids), 5000):
+            found = self.collection.get(ids=ids[start : start + 5000], include=["metadatas"])
+            taken.update({i: str((meta or {}).get("user", OWNER_ID)) for i, meta in zip(found["ids"], found["metadatas"])})
+        memories = [replace(m, id=uuid.uuid4().hex) if m.id in taken and taken[m.id] != m.user else m for m in memories]
         for start in range(0, len(memories), ADD_BATCH):
             batch = memories[start : start + ADD_BATCH]
             vecs = self.embed([m.text for m in batch])
@@ -396,22 +433,23 @@ class MemoryStore(ChromaCollection):
             if memories:
                 self.collection.update(ids=[m.id for m in memories], metadatas=[m.metadata() for m in memories])
 
-    def delete(self, ids: str | Sequence[str]) -> int:
-        """Remove memories by id; returns how many existed. An id given twice counts once (Chroma refuses repeated ids:
-        found by the memory fuzzing of issue 27, where `forget` of merged duplicates named one memory twice)."""
+    def delete(self, ids: str | Sequence[str], *, user: str | None = OWNER_ID) -> int:
+        """Remove `user`'s memories by id (another user's id is left alone, as if it did not exist); returns how many
+        existed. An id given twice counts once (Chroma refuses repeated ids: found by the memory fuzzing of issue 27,
+        where `forget` of merged duplicates named one memory twice)."""
         ids = [ids] if isinstance(ids, str) else list(dict.fromkeys(ids))
         if not ids:
             return 0
         with self._writing():
-            present = self.collection.get(ids=ids, include=[])["ids"]
+            present = self.collection.get(ids=ids, where=user_where(user), include=[])["ids"]
             if present:
                 self.collection.delete(ids=present)
         return len(present)
 
-    def clear_all(self) -> int:
-        """Delete every memory (the user's 'forget everything about me'); returns how many were removed."""
+    def clear_all(self, *, user: str | None = OWNER_ID) -> int:
+        """Delete every memory of `user` (their 'forget everything about me'; None: everyone's); returns how many were removed."""
         with self._writing():
-            ids = self.collection.get(include=[])["ids"]
+            ids = self.collection.get(where=user_where(user), include=[])["ids"]
             for start in range(0, len(ids), 5000):
                 self.collection.delete(ids=ids[start : start + 5000])
         return len(ids)
@@ -419,9 +457,9 @@ class MemoryStore(ChromaCollection):
     # -- reading -----------------------------------------------------------------------
     def search(
         self, query: str, top_k: int = 3, memory_type: str | None = None, *, min_similarity: float = 0.0, vector: np.ndarray | None = None,
-        types: Sequence[str] | None = None, current_only: bool = False,
+        types: Sequence[str] | None = None, current_only: bool = False, user: str = OWNER_ID,
     ) -> list[MemoryHit]:
-        """Nearest memories to `query` (cosine candidates, hybrid re-rank), optionally of one type, best first.
+        """`user`'s nearest memories to `query` (cosine candidates, hybrid re-rank), optionally of one type, best first.
 
         `vector` may carry the query's embedding when the caller already has it (the router embeds the
         same message in the same mode). `types` limits the candidates to those types inside Chroma (so a
@@ -436,9 +474,10 @@ class MemoryStore(ChromaCollection):
             types = [memory_type]
         for t in types or ():
             _check_type(t)
-        where = None
+        kinds = None
         if types:
-            where = {"type": types[0]} if len(types) == 1 else {"type": {"$in": list(types)}}
+            kinds = {"type": types[0]} if len(types) == 1 else {"type": {"$in": list(types)}}
+        where = user_where(user, kinds)  # inside Chroma: another user's memories are never even candidates
         # Queries are embedded normalised (Turkish lower-case), exactly as the router embeds the message, so
         # the embedder's cache serves the second request: one embedding per chat turn. Measured on the
         # packaged pairs: recall@3 unchanged (0.917), recall@1 0.833 -> 0.813.
@@ -463,42 +502,43 @@ class MemoryStore(ChromaCollection):
         hits.sort(key=lambda h: h.score, reverse=True)
         return [h for h in hits if h.similarity >= min_similarity][:top_k]
 
-    def get_relevant_context(self, query: str) -> str:
-        """The design's RAG entry point: a ready-to-inject block of the relevant grounding memories (may be empty)."""
+    def get_relevant_context(self, query: str, *, user: str = OWNER_ID) -> str:
+        """The design's RAG entry point: a ready-to-inject block of `user`'s relevant grounding memories (may be empty)."""
         from evo_tr.memory.block import format_memories
 
-        hits = self.search(query, self.cfg.top_k * 2, types=GROUNDING_TYPES, current_only=True)
+        hits = self.search(query, self.cfg.top_k * 2, types=GROUNDING_TYPES, current_only=True, user=user)
         asked = question_attributes(query)
         return format_memories([h.memory for h in hits if is_relevant(h, self.cfg, asked)][: self.cfg.top_k])
 
-    def get(self, memory_id: str) -> Memory | None:
-        found = self.collection.get(ids=[memory_id], include=["documents", "metadatas"])
+    def get(self, memory_id: str, *, user: str | None = OWNER_ID) -> Memory | None:
+        """`user`'s memory with this id; None when there is none, or it is another user's."""
+        found = self.collection.get(ids=[memory_id], where=user_where(user), include=["documents", "metadatas"])
         if not found["ids"]:
             return None
         return Memory.from_record(found["ids"][0], found["documents"][0], found["metadatas"][0])
 
-    def all(self, memory_type: str | None = None) -> list[Memory]:
-        """Every memory (optionally one type), oldest first."""
-        where = {"type": _check_type(memory_type)} if memory_type else None
+    def all(self, memory_type: str | None = None, *, user: str | None = OWNER_ID) -> list[Memory]:
+        """Every memory of `user` (None: of everyone; optionally one type), oldest first."""
+        where = user_where(user, {"type": _check_type(memory_type)} if memory_type else None)
         found = self.collection.get(where=where, include=["documents", "metadatas"])
         memories = [Memory.from_record(i, d, m) for i, d, m in zip(found["ids"], found["documents"], found["metadatas"])]
         return sorted(memories, key=lambda m: (m.created_at, m.doc_id, m.chunk, m.id))
 
-    def list(self, memory_type: str | None = None, limit: int = 20) -> list[Memory]:
-        """Most recent memories first."""
-        return list(reversed(self.all(memory_type)))[:limit]
+    def list(self, memory_type: str | None = None, limit: int = 20, *, user: str | None = OWNER_ID) -> list[Memory]:
+        """Most recent memories of `user` first."""
+        return list(reversed(self.all(memory_type, user=user)))[:limit]
 
-    def latest(self, memory_type: str, n: int = 1, *, exclude_session: str | None = None) -> list[Memory]:
-        """The `n` most recently created memories of one type (another session's only, when given): what
+    def latest(self, memory_type: str, n: int = 1, *, exclude_session: str | None = None, user: str = OWNER_ID) -> list[Memory]:
+        """`user`'s `n` most recently created memories of one type (another session's only, when given): what
         "az önce ne demiştin?" refers to when no words of the question match."""
-        found = self.collection.get(where={"type": _check_type(memory_type)}, include=["metadatas"])  # texts only for the winners
+        found = self.collection.get(where=user_where(user, {"type": _check_type(memory_type)}), include=["metadatas"])  # texts only for the winners
         rows = [(m.get("created_at", ""), m.get("turn", -1), i) for i, m in zip(found["ids"], found["metadatas"])
                 if not exclude_session or m.get("session") != exclude_session]
         ids = [i for *_, i in sorted(rows, reverse=True)[:n]]
-        return [m for m in (self.get(i) for i in ids) if m is not None]
+        return [m for m in (self.get(i, user=user) for i in ids) if m is not None]
 
-    def get_stats(self) -> MemoryStats:
-        found = self.collection.get(include=["metadatas"])
+    def get_stats(self, *, user: str | None = OWNER_ID) -> MemoryStats:
+        found = self.collection.get(where=user_where(user), include=["metadatas"])
         metas = found["metadatas"] or []
         return MemoryStats(
             total=len(found["ids"]),
@@ -511,9 +551,9 @@ class MemoryStore(ChromaCollection):
         )
 
     # -- export / import -----------------------------------------------------------------
-    def export_jsonl(self, path: Path) -> int:
-        """All memories with every metadata field, one JSON object per line; written atomically."""
-        memories = self.all()
+    def export_jsonl(self, path: Path, *, user: str | None = OWNER_ID) -> int:
+        """All of `user`'s memories with every metadata field, one JSON object per line; written atomically."""
+        memories = self.all(user=user)
         path = Path(path)
         tmp = path.with_name(path.name + ".partial")
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -524,8 +564,9 @@ class MemoryStore(ChromaCollection):
         tmp.replace(path)
         return len(memories)
 
-    def import_jsonl(self, path: Path) -> ImportReport:
-        """Restore an export exactly (same ids and metadata); bad lines are reported and skipped."""
+    def import_jsonl(self, path: Path, *, user: str = OWNER_ID) -> ImportReport:
+        """Restore an export exactly (same ids and metadata) as `user`'s memories, whichever user the file names
+        (an id another user's memory has is given a new one, see `restore`); bad lines are reported and skipped."""
         path = Path(path)
         if not path.is_file():
             raise EvoError(f"No such file: {path}", "Give the path of a file written by `evo memory export`.")
@@ -541,7 +582,7 @@ class MemoryStore(ChromaCollection):
                 if not line:
                     continue
                 try:
-                    good.append(self._parse_record(line))
+                    good.append(replace(self._parse_record(line), user=user))
                 except (ValueError, EvoError) as exc:
                     report.skipped.append((number, str(exc)))
         self.restore(good)

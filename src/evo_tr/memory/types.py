@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, get_args
 
+from evo_tr.config import OWNER_ID  # noqa: F401 (re-exported: the user id of the owner's memories)
+
 MemoryType = Literal["fact", "preference", "conversation", "knowledge"]
 MEMORY_TYPES: tuple[str, ...] = get_args(MemoryType)
 Source = Literal["chat", "cli", "import", "night", "eval", "bench"]
@@ -24,8 +26,9 @@ EXCHANGE_USER, EXCHANGE_ASSISTANT = "Kullanıcı: ", "\nAsistan: "
 CORE_KEYS = (
     "type", "source", "session", "turn", "created_at", "updated_at", "last_used_at",
     "use_count", "mentions", "text_hash", "lang", "doc_id", "chunk", "chunks",
-    "role", "attribute", "stated_at", "superseded_by", "superseded_at",
+    "role", "attribute", "stated_at", "superseded_by", "superseded_at", "user",
 )
+
 
 
 def utc_now() -> str:
@@ -58,6 +61,7 @@ class Memory:
     stated_at: str = ""  # when the user said it (a night extraction: the turn's time), which orders supersession
     superseded_by: str = ""  # id of the newer memory of the same attribute; "" = current
     superseded_at: str = ""
+    user: str = ""  # whose memory it is (OWNER_ID = the owner); no other user's read or search ever sees it
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

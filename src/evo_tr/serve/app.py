@@ -6,7 +6,6 @@ Middleware is plain ASGI so a streamed answer passes through it untouched, chunk
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 import logging
 import time
@@ -22,6 +21,7 @@ from evo_tr.serve import errors, evo_api, openai_api
 from evo_tr.serve.errors import ERROR_RESPONSES, ApiError, error_response
 from evo_tr.serve.metrics import CONTENT_TYPE
 from evo_tr.serve.state import ServerState, is_loopback
+from evo_tr.users import OWNER
 
 access = logging.getLogger("evo_tr.serve.access")
 
@@ -43,12 +43,13 @@ class Health(BaseModel):
 
 
 class Gatekeeper:
-    """API key (when one is set: every endpoint, compared in constant time), body size limit (413), access
-    log line (JSON lines; no message text unless serve.log_content) and request metrics."""
+    """Who the request is (EVO_API_KEY: the owner; a user's key: that user; no key needed only on loopback
+    without keys or users: the owner), on every endpoint; body size limit (413), access log line (JSON lines;
+    no message text unless serve.log_content) and request metrics. The user is put in the request's scope
+    (`evo_user`, read by deps.get_user): every endpoint sees and changes only that user's data."""
 
     def __init__(self, app, state: ServerState) -> None:
         self.app, self.state = app, state
-        self.key = state.api_key.encode() if state.api_key else None
         self.limit = state.settings.serve.max_body_bytes
         self.upload_limit = int(state.settings.knowledge.max_file_mb * 1_000_000) + 100_000
 
@@ -61,6 +62,7 @@ class Gatekeeper:
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
         status_holder = {"status": 500}
         scope.setdefault("state", {})["evo"] = {}
+        scope["state"]["evo_user"] = OWNER
 
         async def send_logged(message) -> None:
             if message["type"] == "http.response.start":
@@ -68,21 +70,26 @@ class Gatekeeper:
             await send(message)
 
         try:
-            if self.key is None and not _local_host(headers.get("host", b"")):
+            keyed = self.state.keyed()
+            if not keyed and not _local_host(headers.get("host", b"")):
                 # Loopback without a key: a request naming another host is a page from a site whose name was
                 # rebound to 127.0.0.1 (DNS rebinding); it would otherwise be same-origin with the page.
                 await error_response(403, "This server listens on loopback without an API key and answers only requests "
                                           "addressed to localhost or 127.0.0.1. To reach it under another name, set an API key "
                                           "(EVO_API_KEY) and start it with --host.", "host_not_allowed")(scope, receive, send_logged)
                 return
-            if self.key is not None and scope.get("method") != "OPTIONS" and path not in PUBLIC_PATHS:
+            if keyed and scope.get("method") != "OPTIONS" and path not in PUBLIC_PATHS:
                 given = headers.get("authorization", b"")
                 token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
-                if not token or not hmac.compare_digest(token, self.key):
+                user = self.state.resolve(token) if token else None
+                if user is None:
                     why = "No API key sent" if not token else "Wrong API key"
-                    await error_response(401, f"{why}: send `Authorization: Bearer KEY` with the key the server was started with.",
+                    await error_response(401, f"{why}: send `Authorization: Bearer KEY` with the key the server was started with "
+                                              "(EVO_API_KEY) or your own (`evo users add NAME` prints it).",
                                          "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_logged)
                     return
+                scope["state"]["evo_user"] = user
+                scope["state"]["evo"]["user"] = user.name
             limit = self.upload_limit if path in UPLOAD_PATHS else self.limit
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > limit:
@@ -159,7 +166,7 @@ def create_app(state: ServerState) -> FastAPI:
              responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}})
     def page() -> Response:
         html = (UI_DIR / "index.html").read_text(encoding="utf-8")
-        if state.page_token:  # loopback without a key: the page's own pass for the write endpoints (deps.require_key)
+        if state.page_token and not state.keyed():  # loopback without keys: the page's own pass for the write endpoints (deps.require_key)
             html = html.replace("<head>", f'<head>\n<meta name="evo-page-token" content="{state.page_token}">', 1)
         return Response(html.encode(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 

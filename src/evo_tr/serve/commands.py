@@ -38,20 +38,26 @@ def serve(
     if cors_origin:
         cfg.cors_origins = list(cors_origin)
     cfg.log_content = log_content or cfg.log_content
+    from evo_tr.users import UserStore
+
     key = read_api_key(settings)
-    check_bind(cfg.host, key)
-    state = ServerState(settings, model=model, api_key=key)
+    users = UserStore(settings.conversations_db)
+    check_bind(cfg.host, key, users.count())
+    state = ServerState(settings, model=model, api_key=key, users=users)
     app = create_app(state)
     shown = "localhost" if cfg.host in ("127.0.0.1", "::1", "0.0.0.0", "::") else cfg.host
     url = f"http://{shown}:{cfg.port}"
     err.print(f"[bold]EVO-TR sunucusu[/bold] / server: {url}  (model {state.model}, yükleniyor / loading…)")
     err.print(f"  modeller / models: {MODEL_ID} (router), {BASE_ID}, {MODEL_ID}/EXPERT per active expert, {EMBEDDING_ID} (embeddings)")
-    auth = "your key" if key else "any string (no key set: loopback only)"
+    auth = "your key" if key or users.count() else "any string (no key set: loopback only)"
     err.print(f"  OpenAI SDK: OpenAI(base_url=\"{url}/v1\", api_key=\"{auth}\")")
     err.print(f"  Open WebUI: Settings → Connections → OpenAI API: URL {url}/v1, key {auth}")
     err.print(f"  llm: extra-openai-models.yaml: - model_id: evo-tr / model_name: evo-tr / api_base: \"{url}/v1\"")
     err.print(f"  durum / health: {url}/health   API belgesi / docs: {url}/docs   metrics: {url}/metrics")
-    if not key:
+    if users.count():
+        err.print(f"  kullanıcılar / users: {users.count()} (`evo users list`); each sees only their own sessions and memories"
+                  + ("" if key else f"; no {API_KEY_ENV}: the owner's data is reached from the CLI only"))
+    elif not key:
         err.print("  [dim]Veri değiştiren uçlar (içe/dışa aktarma, silme, adaptörler) API anahtarı ister / "
                   f"endpoints that change or export data need an API key ({API_KEY_ENV}).[/dim]")
     state.start_loading()

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evo_tr.engine.worker import Busy
-from evo_tr.errors import EvoError
+from evo_tr.errors import EvoError, disk_full_error, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,13 @@ def _param(loc: tuple) -> str | None:
     return ".".join(parts) or None
 
 
+def _disk_full(request: Request) -> JSONResponse:
+    """507 Insufficient Storage with the CLI's message: which disk, how much is free, that nothing was lost."""
+    home = getattr(getattr(getattr(request.app.state, "evo", None), "settings", None), "home", None)
+    error = disk_full_error(home or ".")
+    return error_response(507, f"{error.message} {error.hint}", "disk_full")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the one shape."""
 
@@ -82,7 +89,9 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status, exc.message, exc.code, exc.param, exc.headers)
 
     @app.exception_handler(EvoError)
-    async def _evo(_: Request, exc: EvoError) -> JSONResponse:
+    async def _evo(request: Request, exc: EvoError) -> JSONResponse:
+        if is_disk_full(exc):
+            return _disk_full(request)
         e = from_evo(exc)
         return error_response(e.status, e.message, e.code, e.param, e.headers)
 
@@ -105,5 +114,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_disk_full(exc):
+            return _disk_full(request)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error; the server log ($EVO_HOME/logs/evo.jsonl) has the details.", "internal_error")

@@ -7,6 +7,13 @@ memory export/import` use, the adapter registry what `evo adapters` uses, the co
 reached under their links' locks, as the orchestrator does.
 
 Endpoints that change or export the user's data depend on `Writes` (403 when the server has no API key).
+
+Every request is one user's (deps.get_user; the owner on a server without user keys): sessions, turns,
+feedback and memories are read, searched, exported, changed and erased as that user's only. Another user's
+session or memory id is answered exactly like an id that does not exist (404), so ids say nothing. A user's
+session ids are stored with a prefix of their own (users.session_prefix) and shown without it. Managing users,
+serving adapters, reviewing proposals, reading night reports (they hold every user's turns) and changing the
+shared documents are for admins (`Admin`, `AdminRead`); on a server without users the owner is the admin.
 """
 
 from __future__ import annotations
@@ -19,20 +26,23 @@ import tempfile
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Path as PathParam, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
+from evo_tr.errors import EvoError
 from evo_tr.lifecycle.conversations import TurnRecord
 from evo_tr.lifecycle.night import report_days
-from evo_tr.errors import EvoError
-from evo_tr.serve.deps import State, Writes
+from evo_tr.serve.deps import Admin, AdminRead, State, User, Writes
 from evo_tr.serve.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from evo_tr.serve.state import ServerState
+from evo_tr.users import Principal, session_prefix
 
 log = logging.getLogger(__name__)
 
@@ -340,15 +350,27 @@ class ProposalChange(BaseModel):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _session_out(info) -> SessionOut:
-    return SessionOut(**info.as_dict())
+def _stored_id(user: Principal, session_id: str) -> str:
+    """The id a user's session is stored under (their prefix + the id they gave)."""
+    return session_prefix(user.id) + session_id
 
 
-def _memory_out(m) -> dict[str, Any]:
-    return {"id": m.id, "text": m.text, "type": str(m.type), "source": str(m.source), "session": str(m.session), "turn": _int(m.turn, -1),
+def _shown_id(user: Principal, stored: str) -> str:
+    """A stored session id as its user named it."""
+    prefix = session_prefix(user.id)
+    return stored[len(prefix):] if prefix and stored.startswith(prefix) else stored
+
+
+def _session_out(info, user: Principal) -> SessionOut:
+    return SessionOut(**{**info.as_dict(), "id": _shown_id(user, info.id)})
+
+
+def _memory_out(m, user: Principal) -> dict[str, Any]:
+    session = _shown_id(user, str(m.session))
+    return {"id": m.id, "text": m.text, "type": str(m.type), "source": str(m.source), "session": session, "turn": _int(m.turn, -1),
             "created_at": str(m.created_at), "stated_at": str(m.stated_at), "attribute": str(m.attribute), "current": m.current,
             "superseded_by": str(m.superseded_by), "role": str(m.role), "use_count": _int(m.use_count, 0),
-            "last_used_at": str(m.last_used_at), "metadata": m.metadata()}
+            "last_used_at": str(m.last_used_at), "metadata": {**m.metadata(), "session": session}}
 
 
 def _int(value: Any, default: int) -> int:
@@ -358,8 +380,9 @@ def _int(value: Any, default: int) -> int:
         return default
 
 
-def _find_session(orch, session_id: str):
-    info = orch.conversations.get_session(session_id)
+def _find_session(orch, user: Principal, session_id: str):
+    """The user's session with this id; another user's is a 404 exactly like a missing one."""
+    info = orch.conversations.get_session(_stored_id(user, session_id), user=user.id)
     if info is None:
         raise ApiError(404, f"No session {session_id!r}. GET /v1/evo/sessions lists the sessions (ids are matched exactly).",
                        "not_found", "session_id")
@@ -416,48 +439,49 @@ def safe_upload_name(filename: str | None) -> str:
 @router.get("/sessions", response_model=SessionList, summary="Stored sessions, most recently active first")
 def list_sessions(
     limit: Annotated[int | None, Query(ge=1, le=1000, description="How many (default: chat.sessions_listed).")] = None,
-    state: ServerState = State,
+    state: ServerState = State, user: Principal = User,
 ) -> Any:
     orch = state.orch()
-    return SessionList(sessions=[_session_out(s) for s in orch.list_sessions(limit)])
+    return SessionList(sessions=[_session_out(s, user) for s in orch.list_sessions(limit, user=user.id)])
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail, summary="A session with its turns and feedback")
 def get_session(
     session_id: SessionId,
     last: Annotated[int | None, Query(ge=1, le=100_000, description="Only the last N turns.")] = None,
-    state: ServerState = State,
+    state: ServerState = State, user: Principal = User,
 ) -> Any:
     orch = state.orch()
-    info = _find_session(orch, session_id)
-    turns = orch.conversations.turns(info.id, last=last)
+    info = _find_session(orch, user, session_id)
+    turns = [replace(t, session_id=session_id) for t in orch.conversations.turns(info.id, last=last)]
     feedback = orch.conversations.feedback_for(info.id)
-    return SessionDetail(session=_session_out(info), turns=turns,
-                         feedback=[FeedbackOut(**f.as_dict()) for f in feedback])
+    return SessionDetail(session=_session_out(info, user), turns=turns,
+                         feedback=[FeedbackOut(**{**f.as_dict(), "session_id": session_id}) for f in feedback])
 
 
 @router.delete("/sessions/{session_id}", response_model=Deleted, dependencies=[Writes], summary="Delete a session and its turns")
-def delete_session(session_id: SessionId, state: ServerState = State) -> Any:
+def delete_session(session_id: SessionId, state: ServerState = State, user: Principal = User) -> Any:
     orch = state.orch()
-    info = _find_session(orch, session_id)
-    return Deleted(deleted=orch.delete_session(info.id), id=info.id)
+    info = _find_session(orch, user, session_id)
+    return Deleted(deleted=orch.delete_session(info.id, user=user.id), id=session_id)
 
 
 # -- feedback --------------------------------------------------------------------------------------
 @router.post("/feedback", response_model=FeedbackOut, responses=CONFLICT,
              summary="Judge a turn: good, bad (with a reason) or fix (with the expected answer), as /good /bad /fix do")
-def feedback(body: FeedbackIn, state: ServerState = State) -> Any:
+def feedback(body: FeedbackIn, state: ServerState = State, user: Principal = User) -> Any:
     orch = state.orch()
-    info = _find_session(orch, body.session_id)
+    info = _find_session(orch, user, body.session_id)
+    shown = body.session_id
     if info.turns == 0:
-        raise ApiError(409, f"Session {info.id!r} has no answer to judge yet: send a message in it first.", "no_turns", "session_id")
+        raise ApiError(409, f"Session {shown!r} has no answer to judge yet: send a message in it first.", "no_turns", "session_id")
     if body.turn is not None:
         numbers = {t.number for t in orch.conversations.turns(info.id)}
         if body.turn not in numbers:
-            raise ApiError(404, f"Session {info.id!r} has no turn {body.turn} (its turns: {min(numbers)}-{max(numbers)}); "
-                                f"GET /v1/evo/sessions/{info.id} shows them.", "not_found", "turn")
-    fb = orch.feedback(info.id, body.kind, reason=body.reason, text=body.text, turn=body.turn)
-    return FeedbackOut(**fb.as_dict())
+            raise ApiError(404, f"Session {shown!r} has no turn {body.turn} (its turns: {min(numbers)}-{max(numbers)}); "
+                                f"GET /v1/evo/sessions/{shown} shows them.", "not_found", "turn")
+    fb = orch.feedback(info.id, body.kind, reason=body.reason, text=body.text, turn=body.turn, user=user.id)
+    return FeedbackOut(**{**fb.as_dict(), "session_id": shown})
 
 
 # -- memories --------------------------------------------------------------------------------------
@@ -465,39 +489,39 @@ def feedback(body: FeedbackIn, state: ServerState = State) -> Any:
 def list_memories(
     type: Annotated[MemoryTypeName | None, Query(description="Only this type.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="How many, newest first.")] = 20,
-    state: ServerState = State,
+    state: ServerState = State, user: Principal = User,
 ) -> Any:
     with _memory(state.orch()) as manager:
-        rows = manager.store.list(type, limit)
-    return MemoryList(memories=[MemoryOut(**_memory_out(m)) for m in rows])
+        rows = manager.store.list(type, limit, user=user.id)
+    return MemoryList(memories=[MemoryOut(**_memory_out(m, user)) for m in rows])
 
 
 @router.post("/memories/search", response_model=MemorySearchOut, summary="Memories closest to a query (semantic, re-ranked)")
-def search_memories(body: MemorySearchIn, state: ServerState = State) -> Any:
+def search_memories(body: MemorySearchIn, state: ServerState = State, user: Principal = User) -> Any:
     with _memory(state.orch()) as manager:
-        hits = manager.store.search(body.query, body.top_k, body.type)
+        hits = manager.store.search(body.query, body.top_k, body.type, user=user.id)
     return MemorySearchOut(query=body.query, hits=[
-        MemoryHitOut(**_memory_out(h.memory), similarity=round(h.similarity, 4), score=None if h.score is None else round(h.score, 4))
+        MemoryHitOut(**_memory_out(h.memory, user), similarity=round(h.similarity, 4), score=None if h.score is None else round(h.score, 4))
         for h in hits])
 
 
 @router.post("/memories", response_model=MemoryAdded, dependencies=[Writes],
              summary="Remember a text (as /remember and `evo memory add`; duplicates are merged)")
-def add_memory(body: MemoryAddIn, state: ServerState = State) -> Any:
+def add_memory(body: MemoryAddIn, state: ServerState = State, user: Principal = User) -> Any:
     with _memory(state.orch()) as manager:
-        result = manager.store.add_memory(body.text, memory_type=body.type, source="api")
+        result = manager.store.add_memory(body.text, memory_type=body.type, source="api", user=user.id)
     return MemoryAdded(**result.as_dict())
 
 
 @router.get("/memories/export", dependencies=[Writes], response_class=Response,
             summary="Every memory with all metadata as JSONL (as `evo memory export`; re-import with POST /v1/evo/memories/import)",
             responses={200: {"description": "One JSON object per line.", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
-def export_memories(state: ServerState = State) -> Response:
+def export_memories(state: ServerState = State, user: Principal = User) -> Response:
     orch = state.orch()
     with _private_tempdir(orch) as folder:
         path = Path(folder) / "memories.jsonl"
         with _memory(orch) as manager:
-            count = manager.store.export_jsonl(path)
+            count = manager.store.export_jsonl(path, user=user.id)
         data = path.read_bytes()
     return Response(data, media_type="application/x-ndjson",
                     headers={"Content-Disposition": 'attachment; filename="evo-memories.jsonl"', "X-Evo-Count": str(count)})
@@ -544,14 +568,14 @@ async def _jsonl_body(request: Request) -> bytes:
 
 @router.post("/memories/import", response_model=ImportOut, dependencies=[Writes], openapi_extra={"requestBody": IMPORT_BODY},
              summary="Restore memories from a JSONL export (ids and metadata kept); bad lines are reported and skipped")
-def import_memories(data: bytes = Depends(_jsonl_body), state: ServerState = State) -> Any:
+def import_memories(data: bytes = Depends(_jsonl_body), state: ServerState = State, user: Principal = User) -> Any:
     orch = state.orch()
     with _private_tempdir(orch) as folder:
         path = Path(folder) / "import.jsonl"
         path.write_bytes(data)
         with _memory(orch) as manager:
             try:
-                report = manager.store.import_jsonl(path)
+                report = manager.store.import_jsonl(path, user=user.id)  # as this user's, whoever the file names
             except EvoError:
                 raise
             except (ValueError, TypeError) as exc:  # a record the store itself refused (e.g. a nested metadata value)
@@ -562,11 +586,11 @@ def import_memories(data: bytes = Depends(_jsonl_body), state: ServerState = Sta
 
 @router.post("/memories/forget", response_model=ForgetOut, dependencies=[Writes],
              summary="Forget the memory with this id, or the memories matching a query (as /forget and `evo memory forget`)")
-def forget_memories(body: ForgetIn, state: ServerState = State) -> Any:
+def forget_memories(body: ForgetIn, state: ServerState = State, user: Principal = User) -> Any:
     with _memory(state.orch()) as manager:
-        targets = manager.find(body.query)
-        deleted = 0 if body.dry_run or not targets else manager.forget([m.id for m in targets])
-    return ForgetOut(deleted=deleted, ids=[m.id for m in targets], memories=[MemoryOut(**_memory_out(m)) for m in targets])
+        targets = manager.find(body.query, user=user.id)
+        deleted = 0 if body.dry_run or not targets else manager.forget([m.id for m in targets], user=user.id)
+    return ForgetOut(deleted=deleted, ids=[m.id for m in targets], memories=[MemoryOut(**_memory_out(m, user)) for m in targets])
 
 
 MemoryId = Annotated[str, PathParam(min_length=1, max_length=200, description="The memory's id (GET /v1/evo/memories lists them).")]
@@ -578,25 +602,25 @@ def _no_memory(memory_id: str) -> ApiError:
 
 
 @router.get("/memories/{memory_id}", response_model=MemoryOut, summary="One memory by its exact id (an answer's memory_ids name them)")
-def get_memory(memory_id: MemoryId, state: ServerState = State) -> Any:
+def get_memory(memory_id: MemoryId, state: ServerState = State, user: Principal = User) -> Any:
     with _memory(state.orch()) as manager:
-        found = manager.store.get(memory_id)
-    if found is None:
+        found = manager.store.get(memory_id, user=user.id)
+    if found is None:  # also another user's: the same answer as for an id that does not exist
         raise _no_memory(memory_id)
-    return MemoryOut(**_memory_out(found))
+    return MemoryOut(**_memory_out(found, user))
 
 
 @router.delete("/memories/{memory_id}", response_model=Deleted, dependencies=[Writes], summary="Forget one memory by its exact id")
-def delete_memory(memory_id: MemoryId, state: ServerState = State) -> Any:
+def delete_memory(memory_id: MemoryId, state: ServerState = State, user: Principal = User) -> Any:
     with _memory(state.orch()) as manager:
-        if manager.store.get(memory_id) is None:
+        if manager.store.get(memory_id, user=user.id) is None:
             raise _no_memory(memory_id)
-        deleted = manager.forget([memory_id])
+        deleted = manager.forget([memory_id], user=user.id)
     return Deleted(deleted=deleted > 0, id=memory_id)
 
 
 # -- knowledge -------------------------------------------------------------------------------------
-@router.post("/knowledge/documents", response_model=UploadOut, dependencies=[Writes],
+@router.post("/knowledge/documents", response_model=UploadOut, dependencies=[Admin],
              summary="Upload one document (.md .txt .html .pdf …) into the knowledge store (as `evo knowledge add`)")
 def upload_document(
     file: Annotated[UploadFile, File(description="The document; saved under $EVO_HOME/uploads with a safe file name.")],
@@ -665,7 +689,7 @@ def list_documents(state: ServerState = State) -> Any:
     return DocumentList(pack_version=stats["pack_version"], pack_entries=stats["pack_entries"], documents=[DocumentOut(**d.as_dict()) for d in docs])
 
 
-@router.delete("/knowledge/documents", response_model=DocumentsRemoved, dependencies=[Writes],
+@router.delete("/knowledge/documents", response_model=DocumentsRemoved, dependencies=[Admin],
                summary="Remove a document, or every document under a folder (the pack stays)")
 def remove_documents(
     path: Annotated[str, Query(min_length=1, max_length=4096, description="A stored path as GET /v1/evo/knowledge/documents lists it, "
@@ -802,7 +826,7 @@ def _attach_live(orch, expert: str, target) -> tuple[bool, str]:
     return True, ""
 
 
-@router.post("/adapters/{expert}/activate", response_model=AdapterChange, dependencies=[Writes], responses=CONFLICT,
+@router.post("/adapters/{expert}/activate", response_model=AdapterChange, dependencies=[Admin], responses=CONFLICT,
              summary="Make a version the active one (as `evo adapters activate`) and serve it in this server")
 def activate_adapter(expert: ExpertName, body: ActivateIn, state: ServerState = State) -> Any:
     from evo_tr.experts import registry
@@ -822,7 +846,7 @@ def activate_adapter(expert: ExpertName, body: ActivateIn, state: ServerState = 
     return AdapterChange(expert=expert, active=None if target is None else target.tag, live=live, served=_served_tag(orch, expert), note=note)
 
 
-@router.post("/adapters/{expert}/rollback", response_model=AdapterChange, dependencies=[Writes], responses=CONFLICT,
+@router.post("/adapters/{expert}/rollback", response_model=AdapterChange, dependencies=[Admin], responses=CONFLICT,
              summary="Go back to the version active before the current one (as `evo adapters rollback`)")
 def rollback_adapter(expert: ExpertName, state: ServerState = State) -> Any:
     from evo_tr.experts import registry
@@ -859,14 +883,14 @@ def _night_folder(orch, day: str) -> Path:
     return orch.settings.reports_dir / day
 
 
-@router.get("/nights", response_model=NightList, summary="Days with a night report, newest first")
+@router.get("/nights", response_model=NightList, dependencies=[AdminRead], summary="Days with a night report, newest first")
 def list_nights(state: ServerState = State) -> Any:
     orch = state.orch()
     folder = orch.settings.reports_dir
     return NightList(nights=[NightOut(day=d, charts=_charts(folder / d)) for d in reversed(_night_days(orch))])
 
 
-@router.get("/nights/{day}", response_model=NightReport, summary="A night report's JSON (as `evo report DAY --json`) and Markdown")
+@router.get("/nights/{day}", response_model=NightReport, dependencies=[AdminRead], summary="A night report's JSON (as `evo report DAY --json`) and Markdown")
 def get_night(day: Day, state: ServerState = State) -> Any:
     folder = _night_folder(state.orch(), day)
     try:
@@ -880,7 +904,7 @@ def get_night(day: Day, state: ServerState = State) -> Any:
     return NightReport(day=day, charts=_charts(folder), report=body, markdown=md.read_text(encoding="utf-8") if md.is_file() else None)
 
 
-@router.get("/nights/{day}/charts/{name}", response_class=FileResponse, summary="A night report's chart (PNG)",
+@router.get("/nights/{day}/charts/{name}", response_class=FileResponse, dependencies=[AdminRead], summary="A night report's chart (PNG)",
             responses={200: {"description": "The chart.", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}})
 def get_chart(
     day: Day,
@@ -906,7 +930,7 @@ def schedule_status() -> Any:
 
 
 # -- training proposals ----------------------------------------------------------------------------
-@router.get("/proposals", response_model=ProposalList, summary="Training-data proposals from the night runs (as `evo data review`)")
+@router.get("/proposals", response_model=ProposalList, dependencies=[AdminRead], summary="Training-data proposals from the night runs (as `evo data review`)")
 def list_proposals(
     status: Annotated[Literal["pending", "accepted", "rejected"] | None, Query(description="Only this status.")] = None,
     expert: Annotated[str | None, Query(max_length=64, description="Only this expert's.")] = None,
@@ -932,16 +956,164 @@ def _set_status(orch, ids: list[int], status: str) -> ProposalChange:
     return ProposalChange(changed=changed, status=status, ids=wanted, pending=len(store.proposals(status="pending")))
 
 
-@router.post("/proposals/accept", response_model=ProposalChange, dependencies=[Writes],
+@router.post("/proposals/accept", response_model=ProposalChange, dependencies=[Admin],
              summary="Accept proposals: the next retraining uses them (as `evo data review --accept`)")
 def accept_proposals(body: ProposalIds, state: ServerState = State) -> Any:
     return _set_status(state.orch(), body.ids, "accepted")
 
 
-@router.post("/proposals/reject", response_model=ProposalChange, dependencies=[Writes],
+@router.post("/proposals/reject", response_model=ProposalChange, dependencies=[Admin],
              summary="Reject proposals (as `evo data review --reject`)")
 def reject_proposals(body: ProposalIds, state: ServerState = State) -> Any:
     return _set_status(state.orch(), body.ids, "rejected")
+
+
+# -- users ---------------------------------------------------------------------------------------
+class UserOut(BaseModel):
+    name: str = Field(description="The user's name: what their data is stored under.")
+    admin: bool = Field(description="May manage users, serve adapters, review proposals and read night reports.")
+    created_at: str
+    key_created_at: str = Field(description="When their current key was issued.")
+
+
+class UserList(BaseModel):
+    users: list[UserOut]
+    owner_key: bool = Field(description="Whether EVO_API_KEY is set (it is the owner's key: an admin).")
+
+
+class UserAddIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, description="1-32 letters, digits, '_' or '-' (stored lower-case, Turkish-aware).")
+    admin: bool = Field(False, description="An admin (as `evo users add NAME --admin`).")
+
+
+class UserKeyOut(BaseModel):
+    user: UserOut
+    key: str = Field(description="The user's key: shown this once, stored only as its SHA-256. They send `Authorization: Bearer KEY`.")
+
+
+class ErasedOut(BaseModel):
+    user: str = Field(description="Whose data was erased.")
+    sessions: int
+    turns: int
+    feedback: int
+    proposals: int = Field(description="Training proposals made from their turns.")
+    preference_pairs: int
+    queued_memory_writes: int
+    memories: int
+    scrubbed: list[str] = Field(description="Files rebuilt so the deleted rows leave no bytes behind (VACUUM, WAL emptied).")
+    notices: list[str]
+
+
+class UserRemoved(BaseModel):
+    name: str
+    removed: bool = Field(description="The key no longer works.")
+    erased: ErasedOut | None = Field(description="What of their data was erased (null with keep_data).")
+
+
+class MeOut(BaseModel):
+    name: str = Field(description="Your user name (owner: EVO_API_KEY, or the one user of a server without keys).")
+    admin: bool
+    via: str = Field(description="How the request proved who it is: user-key, api-key or loopback.")
+    sessions: int = Field(description="Your stored sessions.")
+    memories: int = Field(description="Your memories.")
+
+
+def _user_out(u) -> UserOut:
+    return UserOut(**u.as_dict())
+
+
+def _erase(state: ServerState, user_id: str) -> ErasedOut:
+    """Erase one user's sessions, turns, feedback, proposals and memories in this server, then scrub the files."""
+    from evo_tr.users.erase import erase_user_data
+
+    orch = state.orch()
+    try:
+        orch.flush(timeout=30)  # their writes already queued land first, and are erased with the rest
+    except Exception as exc:
+        log.info("memory writer not idle before an erase: %s", exc)
+    if orch.memory is None:
+        done = erase_user_data(orch.settings, user_id, orch.conversations)
+    else:
+        with _memory(orch) as manager:  # held: no request of this server reads the store while it is rebuilt
+            done = erase_user_data(orch.settings, user_id, orch.conversations, manager.store)
+    orch.forget_sessions(user_id)
+    return ErasedOut(**done.as_dict())
+
+
+@router.get("/users", response_model=UserList, dependencies=[Admin], summary="The server's users (admin only; as `evo users list`)")
+def list_users(state: ServerState = State) -> Any:
+    return UserList(users=[_user_out(u) for u in state.users.list()], owner_key=state.api_key is not None)
+
+
+@router.post("/users", response_model=UserKeyOut, dependencies=[Admin], responses=CONFLICT,
+             summary="Add a user and issue their key, shown once (admin only; as `evo users add`)")
+def add_user(body: UserAddIn, state: ServerState = State) -> Any:
+    try:
+        user, key = state.users.add(body.name, admin=body.admin)
+    except EvoError as exc:
+        status = 409 if "exists" in exc.message else 400
+        raise ApiError(status, f"{exc.message} {exc.hint or ''}".strip(), "user_exists" if status == 409 else "invalid_name", "name") from exc
+    log.info("user %s added (admin %s)", user.name, user.admin, extra={"event": "user_added"})
+    return UserKeyOut(user=_user_out(user), key=key)
+
+
+UserName = Annotated[str, PathParam(min_length=1, max_length=64, description="A user's name (GET /v1/evo/users lists them).")]
+
+
+def _known_user(state: ServerState, name: str):
+    user = state.users.get(name)
+    if user is None:
+        raise ApiError(404, f"No user named {name!r}. GET /v1/evo/users lists them.", "not_found", "name")
+    return user
+
+
+@router.post("/users/{name}/key", response_model=UserKeyOut, dependencies=[Admin],
+             summary="Give a user a new key; the old one stops working at once (admin only; as `evo users key`)")
+def rotate_user_key(name: UserName, state: ServerState = State) -> Any:
+    _known_user(state, name)
+    user, key = state.users.rotate(name)
+    return UserKeyOut(user=_user_out(user), key=key)
+
+
+@router.delete("/users/{name}", response_model=UserRemoved, dependencies=[Admin],
+               summary="Remove a user: their key stops working, their data is erased unless keep_data (admin only; as `evo users remove`)")
+def remove_user(
+    name: UserName,
+    keep_data: Annotated[bool, Query(description="Keep their sessions and memories (adding the name again gives them back).")] = False,
+    state: ServerState = State,
+) -> Any:
+    user = _known_user(state, name)
+    state.users.remove(user.name)
+    erased = None if keep_data else _erase(state, user.id)
+    log.info("user %s removed (data %s)", user.name, "kept" if keep_data else "erased", extra={"event": "user_removed"})
+    return UserRemoved(name=user.name, removed=True, erased=erased)
+
+
+@router.get("/me", response_model=MeOut, summary="Who this request is, and how much of your data is stored")
+def whoami(state: ServerState = State, user: Principal = User) -> Any:
+    orch = state.orch()
+    sessions = len(orch.conversations.list_sessions(1_000_000, user=user.id))
+    memories = 0
+    if orch.memory is not None:
+        with _memory(orch) as manager:
+            memories = len(manager.store.all(user=user.id))
+    return MeOut(name=user.name, admin=user.admin, via=user.via, sessions=sessions, memories=memories)
+
+
+@router.delete("/me", response_model=ErasedOut, dependencies=[Writes],
+               summary="Erase all your data: sessions, turns, feedback, memories; the files are scrubbed after (other users' stay)")
+def erase_me(
+    confirm: Annotated[str, Query(min_length=1, max_length=64, description="Your user name (GET /v1/evo/me shows it): the erase runs only when it matches.")],
+    state: ServerState = State, user: Principal = User,
+) -> Any:
+    from evo_tr.text import turkish_lower
+
+    if turkish_lower(confirm.strip()) != user.name:
+        raise ApiError(400, f"confirm must be your user name ({user.name!r}) to erase all your data; nothing was deleted.",
+                       "confirmation_mismatch", "confirm")
+    return _erase(state, user.id)
 
 
 __all__ = ["router", "safe_upload_name", "uploads_dir"]

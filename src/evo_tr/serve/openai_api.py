@@ -8,7 +8,9 @@ the turn's cancel flag and the answer stops at the next token.
 Conversations: the client's messages are the conversation (OpenAI clients are stateless and send all of
 it); the server never adds its own stored history. Routing and recall run on the last user message. With
 a session id (X-Session-Id header or metadata.session_id) the turn is stored in that session like a chat
-turn, so the night learns from it and feedback can name it; without one nothing is kept.
+turn, so the night learns from it and feedback can name it; without one nothing is kept. Every turn is the
+request's user's (deps.get_user): their session (stored under their prefix), their memories recalled, and
+the facts it states stored as theirs.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from evo_tr.engine import Message
 from evo_tr.engine.worker import Busy
 from evo_tr.errors import EvoError
 from evo_tr.events import Done, Token, TurnStats
-from evo_tr.serve.deps import State, dumps
+from evo_tr.serve.deps import State, User, dumps
 from evo_tr.serve.errors import ApiError, from_evo
 from evo_tr.serve.schemas import (
     SESSION_ID_PATTERN,
@@ -48,6 +50,7 @@ from evo_tr.serve.schemas import (
     Usage,
 )
 from evo_tr.serve.state import EMBEDDING_ID, ServerState
+from evo_tr.users import Principal, session_prefix
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["openai"])
@@ -148,11 +151,12 @@ def _check(body: ChatCompletionRequest, state: ServerState, session_header: str 
             "overrides": {k: v for k, v in overrides.items() if v is not None}}
 
 
-def _evo_info(stats: TurnStats, orch, stored: bool) -> EvoInfo:
+def _evo_info(stats: TurnStats, orch, stored: bool, shown_session: str | None = None) -> EvoInfo:
     return EvoInfo(
         intent=stats.intent, confidence=round(stats.confidence, 4), expert=stats.expert, adapter=stats.adapter,
         adapter_version=orch.adapter_versions.get(stats.adapter or "") if stats.adapter else None, route_source=stats.route_source,
-        memory_ids=stats.memory_ids, sources=stats.sources, session_id=stats.session_id if stored else None, turn=stats.turn if stored else None,
+        memory_ids=stats.memory_ids, sources=stats.sources, session_id=(shown_session or stats.session_id) if stored else None,
+        turn=stats.turn if stored else None,
         e2e_ttft_ms=stats.e2e_ttft_ms, overhead_ms=round(stats.overhead_ms, 2), queue_ms=stats.queue_ms, notices=stats.notices,
     )
 
@@ -180,7 +184,7 @@ def _raise_for(exc: BaseException, state: ServerState):
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=SSE_RESPONSE, summary="Chat (OpenAI-compatible)")
-async def chat_completions(body: ChatCompletionRequest, request: Request, state: ServerState = State,
+async def chat_completions(body: ChatCompletionRequest, request: Request, state: ServerState = State, user: Principal = User,
                            x_session_id: str | None = Header(None, pattern=SESSION_ID_PATTERN, description="Store the turns in this session.")):
     received = time.perf_counter()
     orch = state.orch()
@@ -190,11 +194,13 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
     if state.settings.serve.log_content:
         info["content"] = req["message"]
     stored = req["session_id"] is not None
+    shown = req["session_id"]
+    session_key = session_prefix(user.id) + shown if stored else None  # the user's own namespace of session ids
     metrics = state.metrics
 
     def start(cancel: threading.Event):
-        return orch.turn(req["session_id"], req["message"], expert=req["expert"], overrides=req["overrides"], history=req["history"],
-                         record=stored, cancel=cancel)
+        return orch.turn(session_key, req["message"], expert=req["expert"], overrides=req["overrides"], history=req["history"],
+                         record=stored, cancel=cancel, user=user.id)
 
     metrics.generating.inc()
     runner = TurnRunner(start)
@@ -257,7 +263,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
             id=completion_id, created=created, model=body.model,
             choices=[Choice(index=0, message=AssistantMessage(content=done.answer or text), finish_reason=_finish_reason(done))],
             usage=_usage(done),
-            evo=_evo_info(done, orch, stored),
+            evo=_evo_info(done, orch, stored, shown),
         )
         return JSONResponse(result.model_dump())
 
@@ -291,7 +297,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
                     done = value.stats
             if done is not None:
                 account(done)
-                yield chunk({}, _finish_reason(done), evo=_evo_info(done, orch, stored).model_dump())
+                yield chunk({}, _finish_reason(done), evo=_evo_info(done, orch, stored, shown).model_dump())
                 if include_usage:
                     usage = _usage(done).model_dump()
                     yield f"data: {dumps({'id': completion_id, 'object': 'chat.completion.chunk', 'created': created, 'model': body.model, 'choices': [], 'usage': usage})}\n\n"

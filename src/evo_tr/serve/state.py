@@ -51,24 +51,29 @@ def read_api_key(settings: Settings) -> str | None:
     return value
 
 
-def check_bind(host: str, api_key: str | None) -> None:
-    """Loopback unless a key is set: anyone on the network could otherwise read and change the user's data."""
-    if api_key is None and not is_loopback(host):
+def check_bind(host: str, api_key: str | None, users: int = 0) -> None:
+    """Loopback unless a key is set (EVO_API_KEY or users' keys): anyone on the network could otherwise read and
+    change the user's data."""
+    if api_key is None and not users and not is_loopback(host):
         raise EvoError(
             f"Refusing to listen on {host} without an API key: anyone who can reach this address could read your conversations and memories.",
             "Set one first, e.g. `export EVO_API_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')`, "
-            "or put it in a file and set serve.api_key_file; clients then send `Authorization: Bearer KEY`. "
-            "Or keep the default --host 127.0.0.1.",
+            "or put it in a file and set serve.api_key_file, or give every user a key with `evo users add NAME`; "
+            "clients then send `Authorization: Bearer KEY`. Or keep the default --host 127.0.0.1.",
         )
 
 
 class ServerState:
     """See the module docstring. `orchestrator` is None until loading finishes (or after it failed)."""
 
-    def __init__(self, settings: Settings, *, model: str | None = None, api_key: str | None = None, loader=None) -> None:
+    def __init__(self, settings: Settings, *, model: str | None = None, api_key: str | None = None, loader=None, users=None) -> None:
+        from evo_tr.users import UserStore
+
         self.settings = settings
         self.model = model or settings.model
         self.api_key = api_key
+        # The users' keys (`evo users add`): read per request, so a user added or removed counts at once.
+        self.users = users if users is not None else UserStore(settings.conversations_db)
         # Without a key (loopback only), the page served at / carries this token and the write endpoints accept it:
         # a page from another site can neither read it (same-origin policy; no CORS) nor send the custom header
         # without a preflight that fails, and the gatekeeper's Host check stops DNS rebinding from making it same-origin.
@@ -150,6 +155,24 @@ class ServerState:
             self.orchestrator.close()
             self.orchestrator.engine.close()
             self.orchestrator = None
+        self.users.close()
+
+    def keyed(self) -> bool:
+        """Whether requests need a key: EVO_API_KEY is set or users exist (else: loopback, the owner alone)."""
+        return self.api_key is not None or self.users.count() > 0
+
+    def resolve(self, token: bytes):
+        """The user a bearer token is: the owner for EVO_API_KEY (constant-time compare), a user for their key; else None."""
+        import hmac
+
+        from evo_tr.users import OWNER, Principal
+
+        if not token:
+            return None
+        if self.api_key is not None and hmac.compare_digest(token, self.api_key.encode()):
+            return Principal(OWNER.id, OWNER.name, True, "api-key")
+        user = self.users.resolve(token.decode("utf-8", errors="replace"))
+        return Principal(user.id, user.name, user.admin, "user-key") if user is not None else None
 
     def describe(self) -> dict[str, Any]:
         return {"status": self.status, "model": self.model, "error": self.error, "uptime_s": round(time.time() - self.started, 1)}
