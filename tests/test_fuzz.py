@@ -197,11 +197,12 @@ import_line = st.one_of(good_record.map(lambda r: json.dumps(r, ensure_ascii=Fal
 
 @settings(max_examples=int(os.environ.get("EVO_FUZZ_IMPORT_EXAMPLES", "25")))
 @given(lines=st.lists(import_line, min_size=1, max_size=8), raw=st.binary(max_size=40))
+@example(lines=['{"id": "fz0", "text": "Kullanıcı çay seviyor.", "metadata": {"type": "fact"}}'] * 2, raw=b"")  # found: a repeated id
 def test_memory_import_reports_every_bad_line_and_keeps_the_good(store, tmp_path_factory, lines, raw):
     path = tmp_path_factory.mktemp("imp") / "in.jsonl"
     body = ("\n".join(lines) + "\n").encode() + raw.replace(b"\n", b" ").replace(b"\r", b" ")
     path.write_bytes(body)
-    counted = [ln for ln in body.split(b"\n") if ln.strip()]
+    counted = [ln for ln in body.split(b"\n") if ln.decode("utf-8", "replace").strip()]  # as the importer reads lines
     try:
         report = store.import_jsonl(path)
     except EvoError as e:  # a clear error is allowed; a traceback-worthy exception is not

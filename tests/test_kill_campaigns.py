@@ -178,7 +178,7 @@ def test_kill_memory_add(tmp_path):
     acked = {json.loads(first.stdout)["id"]: "Kampanya notu 0: ilk kayıt."}
     for i, mode in enumerate(modes(TRIALS), start=1):
         text = f"Kampanya notu {i}: {rng.choice(['Ankara', 'İzmir', 'Iğdır', 'Çorum'])} {rng.randrange(10**6)}."
-        run = run_and_kill(["memory", "add", text, "--json"], env, rng=rng, span_s=span, lock=memory_lock(home), mode=mode)
+        run = run_and_kill(["memory", "add", text, "--json"], env, rng=rng, span_s=span, lock=memory_lock(home), mode=mode, late=1.3)
         tally.trials += 1
         tally.killed += run.killed
         tally.in_write += run.in_write
@@ -209,7 +209,7 @@ def test_kill_memory_forget(tmp_path):
     forgotten, kept = {"mem0000"}, {r["id"]: r["text"] for r in lines[1:]}
     for i, mode in enumerate(modes(TRIALS), start=1):
         target = f"mem{i:04d}"
-        run = run_and_kill(["memory", "forget", target, "--yes", "--json"], env, rng=rng, span_s=span, lock=memory_lock(home), mode=mode)
+        run = run_and_kill(["memory", "forget", target, "--yes", "--json"], env, rng=rng, span_s=span, lock=memory_lock(home), mode=mode, late=1.3)
         tally.trials += 1
         tally.killed += run.killed
         tally.in_write += run.in_write
@@ -249,7 +249,7 @@ def test_kill_memory_import(tmp_path):
     acked.update(rows)
     for i, mode in enumerate(modes(TRIALS), start=1):
         path, rows = batch(i)
-        run = run_and_kill(["memory", "import", str(path), "--json"], env, rng=rng, span_s=span, lock=memory_lock(home), mode=mode)
+        run = run_and_kill(["memory", "import", str(path), "--json"], env, rng=rng, span_s=span, lock=memory_lock(home), mode=mode, late=1.3)
         tally.trials += 1
         tally.killed += run.killed
         tally.in_write += run.in_write
@@ -308,7 +308,7 @@ def test_kill_chat_turn(tmp_path):
     for i, mode in enumerate(modes(TRIALS), start=1):
         message = f"Benim {i}. notum: {rng.choice(['kedim', 'bahçem', 'kitabım'])} {rng.randrange(1000)}."
         run = run_and_kill([*ask, "--session", session, message], env, rng=rng, span_s=span,
-                           lock=memory_lock(home), mode="timed" if mode == "timed" else "write")
+                           lock=memory_lock(home), mode=mode, late=1.3)
         tally.trials += 1
         tally.killed += run.killed
         tally.in_write += run.in_write

@@ -571,7 +571,8 @@ class MemoryStore(ChromaCollection):
         if not path.is_file():
             raise EvoError(f"No such file: {path}", "Give the path of a file written by `evo memory export`.")
         report = ImportReport()
-        good: list[Memory] = []
+        good: dict[str, tuple[int, Memory]] = {}  # by id: a repeated id keeps its last line (Chroma refuses a batch
+        # with an id twice: found by the import fuzzing of issue 27, a traceback before)
         with open(path, "rb") as fh:
             for number, raw in enumerate(fh, start=1):
                 try:
@@ -582,10 +583,16 @@ class MemoryStore(ChromaCollection):
                 if not line:
                     continue
                 try:
-                    good.append(replace(self._parse_record(line), user=user))
+                    memory = replace(self._parse_record(line), user=user)
                 except (ValueError, EvoError) as exc:
                     report.skipped.append((number, str(exc)))
-        self.restore(good)
+                    continue
+                if memory.id in good:
+                    earlier = good.pop(memory.id)[0]
+                    report.skipped.append((earlier, f"id {memory.id} appears again on line {number}; the later line is kept"))
+                good[memory.id] = (number, memory)
+        report.skipped.sort()
+        self.restore([m for _, m in good.values()])
         report.imported = len(good)
         return report
 
