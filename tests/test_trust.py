@@ -59,7 +59,7 @@ def test_user_statements_ground_with_their_provenance_and_the_gate_refuses_neigh
     store.add_memory("Türkiye Cumhuriyeti 29 Ekim 1923'te ilan edildi.", memory_type="knowledge")
     name = manager.recall("Benim adım neydi?")
     assert [h.memory.text for h in name.hits] == ["Kullanıcının adı Kaan."]  # not the cat's, not the grandmother's
-    assert name.block.startswith(USER_HEADER) and "(kullanıcı söyledi, 20" in name.block
+    assert name.block.startswith(USER_HEADER) and "(kullanıcı söyledi: " in name.block and " 20" in name.block
     cat = manager.recall("Kedimin adı neydi?")
     assert [h.memory.text for h in cat.hits] == ["Kullanıcının kedisinin adı Tarçın."]
     # Relevance, not proximity: the Republic is not injected into a question about Turkish coffee...

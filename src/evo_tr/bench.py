@@ -17,6 +17,7 @@ from typing import Any
 
 from evo_tr.config import Settings
 from evo_tr.engine import GenerationConfig, Message, generation_config, load_engine
+from evo_tr.errors import EvoError
 from evo_tr.models.store import ModelStore
 
 Section = Callable[[Settings, str, Callable[[str], None]], dict[str, Any]]
@@ -836,9 +837,81 @@ def bench_ui(settings: Settings, model: str, say: Callable[[str], None]) -> dict
     return out
 
 
+@contextmanager
+def _llama_server(path: Path, model: str, settings: Settings, say: Callable[[str], None]):
+    """llama.cpp's own OpenAI-compatible server (`python -m llama_cpp.server`) on a loopback port: the remote."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    say(f"remote: starting llama_cpp.server on port {port}")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", model, "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", str(settings.engine.n_ctx), "--n_threads", str(settings.engine.n_threads),
+                             "--n_threads_batch", str(settings.engine.n_threads_batch)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        else:
+            raise EvoError("llama_cpp.server did not start for the remote bench.", "Install its extras: pip install sse-starlette starlette-context.")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def bench_remote(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """The remote backend (engine.backend = "openai") against llama.cpp's own server, and the same server called
+    directly with httpx (same prompt, greedy, same run): what EVO-TR's remote engine costs on top of the network."""
+    import json
+
+    import httpx
+
+    from evo_tr.engine.remote import RemoteEngine
+
+    path = ModelStore(settings.models_dir).ensure(model)
+    cfg = GenerationConfig(max_tokens=settings.bench.decode_tokens, temperature=0.0, seed=0)
+    messages = [Message("user", LONG_ANSWER_PROMPT)]
+    with _llama_server(path, model, settings, say) as url:
+        engine = RemoteEngine(path, url=url, model_name=model, remote_model=model, n_ctx=settings.engine.n_ctx)
+        body = {"model": model, "messages": [m.as_dict() for m in messages], "stream": True, "max_tokens": cfg.max_tokens,
+                "temperature": 0.0, "top_p": cfg.top_p, "seed": 0}
+        ttft, decode, direct = [], [], []
+        with httpx.Client(base_url=url, timeout=300) as client:
+            for run in range(settings.bench.runs + 1):  # the first run warms the server's cache of the prompt
+                stream = engine.chat_stream(messages, cfg)
+                first, last, _ = _time_stream(stream, lambda c: c)
+                n = stream.stats.completion_tokens
+                with client.stream("POST", "/chat/completions", json=body) as r:
+                    chunks = (json.loads(line[5:])["choices"][0]["delta"].get("content") or "" for line in r.iter_lines()
+                              if line.startswith("data:") and line.strip() != "data: [DONE]" and json.loads(line[5:]).get("choices"))
+                    d_first, d_last, d_text = _time_stream(chunks, lambda c: c)
+                if run == 0 or first is None or d_first is None or last <= first or d_last <= d_first:
+                    continue
+                ttft.append(first * 1000)
+                decode.append((n - 1) / (last - first))
+                direct.append((n - 1) / (d_last - d_first))
+        engine.close()
+    if not decode:
+        raise EvoError("The remote bench got no timed answers.")
+    return {"remote_server": "llama_cpp.server (llama-cpp-python's OpenAI-compatible server), loopback",
+            "remote_ttft_ms_p50": round(p50(ttft), 1), "remote_decode_tok_s": round(p50(decode), 2),
+            "remote_direct_decode_tok_s": round(p50(direct), 2), "remote_vs_direct_decode": round(p50(decode) / p50(direct), 3)}
+
+
 SECTIONS: dict[str, Section] = {
     "engine": bench_engine, "router": bench_router, "memory": bench_memory, "knowledge": bench_knowledge, "experts": bench_experts, "turn": bench_turn,
-    "serve": bench_serve, "ui": bench_ui, "night": bench_night,
+    "serve": bench_serve, "ui": bench_ui, "night": bench_night, "remote": bench_remote,
 }
 
 

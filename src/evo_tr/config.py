@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platformdirs import user_config_dir, user_data_dir
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,13 +52,22 @@ def default_home() -> Path:
 class EngineSettings(BaseModel):
     """How the inference backend runs; thread defaults were measured on a 2-core box."""
 
-    backend: str = Field("llama_cpp", description="Inference backend (entry point in group evo_tr.engines): llama_cpp, transformers.")
+    backend: str = Field("llama_cpp", description="Inference backend (entry point in group evo_tr.engines): llama_cpp, transformers, openai (remote).")
     n_threads: int = Field(1, ge=1, description="Decode threads (1 is fastest on 2 shared cores).")
     n_threads_batch: int = Field(2, ge=1, description="Prompt-evaluation threads.")
     n_ctx: int = Field(4096, ge=256, description="Context window in tokens.")
     n_batch: int = Field(256, ge=16, description="Prompt-evaluation batch size.")
     kv_snapshots: int = Field(16, ge=1, description="Conversations (per expert) whose KV state is kept between their turns.")
     max_queue: int = Field(16, ge=1, description="Requests that may wait for the engine; one more is refused as busy.")
+    # The remote backend (engine.backend = "openai"): an OpenAI-compatible server runs the model.
+    url: str | None = Field(None, description="Remote engine API root, e.g. http://127.0.0.1:8001/v1 (vLLM, llama.cpp's server, evo serve).")
+    api_key: SecretStr | None = Field(None, description="Bearer key for the remote engine (EVO_ENGINE__API_KEY); never shown.")
+    api_key_file: Path | None = Field(None, description="File holding the remote engine's key (instead of api_key).")
+    remote_model: str | None = Field(None, description="The base model's name on the remote (vLLM --served-model-name); default: the model name.")
+    lora_naming: Literal["plain", "evo"] = Field("plain", description="'plain': model = EXPERT (vLLM, LoRAX); 'evo': evo-tr/EXPERT (another evo serve).")
+    connect_timeout_s: float = Field(5.0, gt=0, description="How long to wait for the remote engine to accept a connection.")
+    timeout_s: float = Field(300.0, gt=0, description="How long one remote answer may take between pieces.")
+    retries: int = Field(2, ge=0, le=10, description="Retries (with backoff) when the remote refuses the connection; never once an answer started.")
 
 
 class GenerationSettings(BaseModel):

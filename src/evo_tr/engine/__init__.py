@@ -28,7 +28,8 @@ __all__ = [
 ]
 GROUP = "evo_tr.engines"
 # The backends this package ships, also found when it runs from a source tree without installed metadata.
-BUILTIN = {"llama_cpp": "evo_tr.engine.llama_cpp:LlamaCppEngine", "transformers": "evo_tr.engine.transformers_peft:TransformersEngine"}
+BUILTIN = {"llama_cpp": "evo_tr.engine.llama_cpp:LlamaCppEngine", "transformers": "evo_tr.engine.transformers_peft:TransformersEngine",
+           "openai": "evo_tr.engine.remote:RemoteEngine"}
 log = logging.getLogger(__name__)
 
 

@@ -34,6 +34,20 @@ GENERIC_CHATML = (
 _DEFAULTS = EngineSettings()
 
 
+def _token_text(llm, token: int) -> str:
+    if token < 0:
+        return ""
+    return llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+
+
+def chat_formatter(llm):
+    """The GGUF's own chat template (ChatML when it has none), shared with the remote backend's local tokenizer."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template") or GENERIC_CHATML
+    return Jinja2ChatFormatter(template=template, eos_token=_token_text(llm, llm.token_eos()), bos_token=_token_text(llm, llm.token_bos()))
+
+
 class LlamaCppEngine(Engine):
     """Serves one GGUF through llama-cpp-python; prompt-prefix KV reuse comes from Llama.generate.
 
@@ -66,7 +80,6 @@ class LlamaCppEngine(Engine):
         model_name: str | None = None,
     ) -> None:
         import llama_cpp
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.model_path = Path(model_path)
         self.model_name = model_name or self.model_path.stem
@@ -96,17 +109,7 @@ class LlamaCppEngine(Engine):
         self._running = 0
         self.max_concurrent_generations = 0
         self._count_lock = threading.Lock()
-        template = self.llm.metadata.get("tokenizer.chat_template") or GENERIC_CHATML
-        self._formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=self._token_text(self.llm.token_eos()),
-            bos_token=self._token_text(self.llm.token_bos()),
-        )
-
-    def _token_text(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return self.llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+        self._formatter = chat_formatter(self.llm)
 
     @property
     def n_ctx(self) -> int:

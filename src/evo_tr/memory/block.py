@@ -39,6 +39,21 @@ def section_of(memory: Memory) -> str:
     return "reference" if memory.type == "knowledge" else "user"
 
 
+MONTHS_TR = ("Ocak", "Şubat", "Mart", "Nisan", "Mayıs", "Haziran", "Temmuz", "Ağustos", "Eylül", "Ekim", "Kasım", "Aralık")
+
+
+def turkish_date(day: str) -> str:
+    """'2026-12-02' → '2 Aralık 2026'. Measured on the default 0.5B model: with the ISO date in the note
+    ("(kullanıcı söyledi, 2026-12-02)") "Benim adım neydi?" was answered with the stored name on 2 of 6 dates and
+    "Benim adım EVO-TR." on the others (the make test Qwen test failed the day after it passed); written out in
+    Turkish, 6 of 6."""
+    try:
+        year, month, dom = (int(p) for p in day.split("-"))
+        return f"{dom} {MONTHS_TR[month - 1]} {year}"
+    except (ValueError, IndexError):
+        return day
+
+
 def _inert(text: str) -> str:
     """One line, and no guillemet of its own: a memory cannot close the «…» it is quoted in."""
     return " ".join(text.split()).replace("«", '"').replace("»", '"')
@@ -48,7 +63,7 @@ def note_line(memory: Memory) -> str:
     """One note, worded so the model can tell who said it and cannot read it as dialogue to continue."""
     text = _inert(memory.text)
     day = (memory.stated_at or memory.created_at)[:10]
-    when = f", {day}" if day else ""
+    when = f": {turkish_date(day)}" if day else ""
     if memory.by_assistant:
         user, answer = split_exchange(memory)
         user, answer = _inert(user), _inert(answer)

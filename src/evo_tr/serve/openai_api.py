@@ -29,6 +29,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from evo_tr.engine import Message
+from evo_tr.engine.remote import RAW_HEADER
 from evo_tr.engine.worker import Busy
 from evo_tr.errors import EvoError
 from evo_tr.events import Done, Token, TurnStats
@@ -49,7 +50,7 @@ from evo_tr.serve.schemas import (
     ModelList,
     Usage,
 )
-from evo_tr.serve.state import EMBEDDING_ID, ServerState
+from evo_tr.serve.state import BASE_ID, EMBEDDING_ID, MODEL_ID, ServerState
 from evo_tr.users import Principal, session_prefix
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
     received = time.perf_counter()
     orch = state.orch()
     req = _check(body, state, x_session_id)
+    if request.headers.get(RAW_HEADER):
+        return await _raw_completion(body, req, state, orch)
     info = request.state.evo
     info.update({"model": body.model, "stream": body.stream, "session": req["session_id"], "messages": len(body.messages)})
     if state.settings.serve.log_content:
@@ -305,6 +308,68 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
         finally:  # also when the client went away: Starlette cancels this generator, the answer stops at the next token
             runner.cancel.set()
             metrics.generating.dec()
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _raw_completion(body: ChatCompletionRequest, req: dict[str, Any], state: ServerState, orch) -> Any:
+    """`X-Evo-Raw: 1`: this server as a plain engine for another EVO-TR that did the routing, memory and prompt
+    assembly itself (engine.backend = "openai", engine.lora_naming = "evo"). The messages are the whole prompt: no
+    routing, no memory or knowledge, no system prompt of its own, nothing stored; the model id names the base or the
+    expert. Its answer is then the in-process engine's for the same prompt (tests/test_remote.py)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from evo_tr.engine import generation_config
+
+    expert = req["expert"]
+    if expert is None:
+        raise ApiError(400, f"{RAW_HEADER} needs a model id naming the base or an expert ({BASE_ID}, {MODEL_ID}/EXPERT): "
+                            "nothing is routed in raw mode.", "invalid_value", "model")
+    adapter = None if expert == "base" else expert
+    messages = [Message("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
+    config = generation_config(state.settings, **req["overrides"])
+    try:
+        completion = await run_in_threadpool(lambda: orch.engine.chat_stream(messages, config, adapter=adapter))
+    except BaseException as exc:
+        _raise_for(exc, state)
+    completion_id, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+    stats = completion.stats
+
+    def usage() -> dict[str, int]:
+        return {"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
+                "total_tokens": stats.prompt_tokens + stats.completion_tokens}
+
+    def finish() -> str:
+        return "length" if stats.finish_reason in ("length", "interrupted") else "stop"
+
+    if not body.stream:
+        try:
+            text = await run_in_threadpool(completion.text)
+        finally:
+            completion.close()
+        state.metrics.tokens.labels("out").inc(stats.completion_tokens)
+        return JSONResponse({"id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish()}],
+                             "usage": usage()})
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> str:
+        return "data: " + dumps({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
+                                 "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}) + "\n\n"
+
+    def events():  # a plain iterator: Starlette runs it in its thread pool, the engine's worker does the decoding
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            for piece in completion:
+                yield chunk({"content": piece})
+            yield chunk({}, finish())
+            if include_usage:
+                yield "data: " + dumps({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
+                                        "choices": [], "usage": usage()}) + "\n\n"
+            yield "data: [DONE]\n\n"
+        finally:
+            completion.close()
+            state.metrics.tokens.labels("out").inc(stats.completion_tokens)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

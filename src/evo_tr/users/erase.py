@@ -5,11 +5,11 @@ secure_delete, VACUUM, WAL truncated; Chroma's own write log purged). Other user
 from __future__ import annotations
 
 import logging
-import sqlite3
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from evo_tr.backup.scrub import scrub_chroma, scrub_sqlite
 from evo_tr.config import Settings
 from evo_tr.errors import reason
 
@@ -35,36 +35,6 @@ class ErasedUser:
         return asdict(self)
 
 
-def _vacuum(path) -> None:
-    """The scrub when evo_tr.backup is not there: secure_delete, VACUUM, WAL emptied."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        db.execute("PRAGMA secure_delete=ON")
-        db.execute("VACUUM")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        db.close()
-
-
-def _scrub_sqlite(path) -> None:
-    try:
-        from evo_tr.backup.scrub import scrub_sqlite
-    except ImportError:
-        _vacuum(path)
-        return
-    scrub_sqlite(path)
-
-
-def _scrub_chroma(path) -> None:
-    try:
-        from evo_tr.backup.scrub import scrub_chroma
-    except ImportError:
-        if (path / "chroma.sqlite3").is_file():
-            _vacuum(path / "chroma.sqlite3")
-        return
-    scrub_chroma(path)
-
-
 def erase_user_data(settings: Settings, user_id: str, conversations, memory=None,
                     memory_lock: AbstractContextManager | None = None) -> ErasedUser:
     """Delete everything `user_id` stored (a ConversationStore, and a MemoryStore when memory is on), then scrub.
@@ -79,7 +49,7 @@ def erase_user_data(settings: Settings, user_id: str, conversations, memory=None
             out.memories = memory.clear_all(user=user_id)
             if settings.memory.backend == "embedded":
                 try:
-                    _scrub_chroma(memory.path)
+                    scrub_chroma(memory.path)
                     out.scrubbed.append(str(memory.path))
                 except Exception as exc:  # the rows are gone; only their leftover bytes wait for the next scrub
                     log.warning("could not scrub the memory store after erasing %r: %s", user_id, exc)
@@ -87,7 +57,7 @@ def erase_user_data(settings: Settings, user_id: str, conversations, memory=None
             else:
                 out.notices.append("memory is on a Chroma server: its files are scrubbed by that server's operator, not here")
     try:
-        _scrub_sqlite(conversations.path)
+        scrub_sqlite(conversations.path)
         out.scrubbed.append(str(conversations.path))
     except Exception as exc:
         log.warning("could not scrub %s after erasing %r: %s", conversations.path, user_id, exc)
