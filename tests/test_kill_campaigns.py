@@ -454,9 +454,10 @@ def adapter_problems(home: Path) -> tuple[str | None, list[str]]:
 def test_kill_adapters_activate_and_rollback(tmp_path):
     home, rng, tally = _adapter_home(tmp_path), random.Random(SEED + 5), Tally("adapters activate/rollback")
     env = env_for(home)
-    span, _ = timed(["adapters", "activate", "python_coder", "v1"], env)
+    spans = [timed(["adapters", "activate", "python_coder", tag], env)[0] for tag in ("v2", "v3", "v1")]
+    span = sorted(spans)[1]  # the median of three unkilled runs: the first one alone (cold caches) made most kills come too late
     active = "v1"
-    acked = 1
+    acked = 3
     for i in range(TRIALS):
         can_roll = (home / "adapters" / "python_coder" / "history").is_file() and \
             len((home / "adapters" / "python_coder" / "history").read_text().split()) >= 2
@@ -465,7 +466,7 @@ def test_kill_adapters_activate_and_rollback(tmp_path):
         else:
             target = rng.choice([t for t in ("v1", "v2", "v3") if t != active])
             args = ["adapters", "activate", "python_coder", target]
-        run = run_and_kill(args, env, rng=rng, span_s=span, mode="timed", early=0.7, late=1.3)
+        run = run_and_kill(args, env, rng=rng, span_s=span, mode="timed", early=0.5, late=1.15)
         tally.trials += 1
         tally.killed += run.killed
         now, problems = adapter_problems(home)
