@@ -4,14 +4,10 @@ own OpenAI-compatible server (`python -m llama_cpp.server`, a peer we did not wr
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 
-import httpx
 import pytest
 
 from evo_tr.config import load_settings
@@ -113,29 +109,13 @@ def test_a_remote_that_is_down_is_a_clear_error_not_a_hang(tmp_path):
 
 # -- llama.cpp's own server as the remote -------------------------------------------------------------
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
+def llama_server():
     pytest.importorskip("sse_starlette", reason="llama_cpp.server needs sse-starlette (in the test extras: `make setup`)")
-    path = ModelStore(load_settings(model=MODEL).models_dir).ensure(MODEL)
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", MODEL, "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"], stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        assert proc.poll() is None, log.read_text()[-2000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
-    yield port, proc
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=30)
+    from evo_tr.bench import llama_cpp_server
+
+    settings = load_settings(model=MODEL)
+    with llama_cpp_server(ModelStore(settings.models_dir).ensure(MODEL), MODEL, settings, say=lambda _: None) as (url, proc):
+        yield int(url.rsplit(":", 1)[1].split("/")[0]), proc
 
 
 def test_llama_cpps_own_server_streams_honours_a_stop_string_and_its_stop_is_a_notice(llama_server, tmp_path, monkeypatch):

@@ -838,8 +838,9 @@ def bench_ui(settings: Settings, model: str, say: Callable[[str], None]) -> dict
 
 
 @contextmanager
-def _llama_server(path: Path, model: str, settings: Settings, say: Callable[[str], None]):
-    """llama.cpp's own OpenAI-compatible server (`python -m llama_cpp.server`) on a loopback port: the remote."""
+def llama_cpp_server(path: Path, model: str, settings: Settings, say: Callable[[str], None]):
+    """llama.cpp's own OpenAI-compatible server (`python -m llama_cpp.server`) on a loopback port, waited for until it
+    lists its models: the remote of this section and of tests/test_remote.py. Yields (API root URL, process)."""
     import socket
     import subprocess
     import sys
@@ -864,7 +865,7 @@ def _llama_server(path: Path, model: str, settings: Settings, say: Callable[[str
                 time.sleep(0.3)
         else:
             raise EvoError("llama_cpp.server did not start for the remote bench.", "Install its extras: pip install sse-starlette starlette-context.")
-        yield f"http://127.0.0.1:{port}/v1"
+        yield f"http://127.0.0.1:{port}/v1", proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -882,7 +883,7 @@ def bench_remote(settings: Settings, model: str, say: Callable[[str], None]) -> 
     path = ModelStore(settings.models_dir).ensure(model)
     cfg = GenerationConfig(max_tokens=settings.bench.decode_tokens, temperature=0.0, seed=0)
     messages = [Message("user", LONG_ANSWER_PROMPT)]
-    with _llama_server(path, model, settings, say) as url:
+    with llama_cpp_server(path, model, settings, say) as (url, _):
         engine = RemoteEngine(path, url=url, model_name=model, remote_model=model, n_ctx=settings.engine.n_ctx)
         body = {"model": model, "messages": [m.as_dict() for m in messages], "stream": True, "max_tokens": cfg.max_tokens,
                 "temperature": 0.0, "top_p": cfg.top_p, "seed": 0}

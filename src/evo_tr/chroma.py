@@ -240,14 +240,22 @@ class ChromaCollection:
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
-        if getattr(self._held, "depth", 0):
+        with self._locked(self.lock.shared):
             yield
+
+    @contextmanager
+    def _locked(self, acquire) -> Iterator[object]:
+        """Take the lock `acquire` gives (shared or exclusive) and bring the index up to date, once per thread: a
+        read or write nested inside this thread's own hold neither waits for itself nor syncs again. Yields what
+        `acquire` yields (None when nested)."""
+        if getattr(self._held, "depth", 0):
+            yield None
             return
-        with self.lock.shared():
+        with acquire() as token:
             self._held.depth = 1
             try:
                 self._sync()
-                yield
+                yield token
             finally:
                 self._held.depth = 0
 
@@ -290,18 +298,9 @@ class ChromaCollection:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Exclusive across processes; the index is brought up to date first (near-duplicate checks query it)."""
-        depth = getattr(self._held, "depth", 0)
-        if depth:  # nested inside this thread's own write
+        with self._locked(self.lock.hold) as generation:
             yield
-            return
-        with self.lock.hold() as generation:
-            self._held.depth = 1
-            try:
-                self._sync()
-                yield
-            finally:
-                self._held.depth = 0
-        if generation:
+        if generation:  # None when nested: the outer write records the new generation
             self._seen_generation = generation[0]
 
     # -- connection --------------------------------------------------------------------

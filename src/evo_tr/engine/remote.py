@@ -75,13 +75,13 @@ class RemoteEngine(Engine):
         self.served = self._served_models()  # a remote that is down fails here, clearly, not at the first answer
 
     # -- the remote ---------------------------------------------------------------------------
-    def _request(self, method: str, path: str, **kwargs):
-        """One call with retries on connection errors only (nothing was sent yet, so retrying is safe)."""
+    def _retrying(self, call):
+        """`call()` with retries on connection errors only (nothing was sent yet, so retrying is safe)."""
         import httpx
 
         for attempt in range(self.retries + 1):
             try:
-                return self._http.request(method, path, **kwargs)
+                return call()
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt == self.retries:
                     raise self._down(exc) from exc
@@ -94,7 +94,7 @@ class RemoteEngine(Engine):
                         "or set engine.backend = \"llama_cpp\" to run the model here.")
 
     def _served_models(self) -> list[str]:
-        r = self._request("GET", "/models")
+        r = self._retrying(lambda: self._http.get("/models"))
         if r.status_code == 401:
             raise EvoError(f"The remote engine at {self.url} refused the key (HTTP 401).", "Set engine.api_key (EVO_ENGINE__API_KEY) or engine.api_key_file.")
         if r.status_code != 200:
@@ -165,41 +165,38 @@ class RemoteEngine(Engine):
         start = time.perf_counter()
         stats.finish_reason = None
         pieces = 0
+        request = self._http.build_request("POST", "/chat/completions", json=body, headers=headers)
         try:
-            for attempt in range(self.retries + 1):
-                try:
-                    with self._http.stream("POST", "/chat/completions", json=body, headers=headers) as resp:
-                        if resp.status_code != 200:
-                            resp.read()
-                            raise EvoError(f"The remote engine at {self.url} answered HTTP {resp.status_code}: {_error_text(resp)}",
-                                           "See the remote server's log.")
-                        for line in resp.iter_lines():
-                            if not line.startswith("data:"):
-                                continue
-                            data = line[5:].strip()
-                            if data == "[DONE]":
-                                break
-                            chunk = json.loads(data)
-                            if chunk.get("usage"):
-                                stats.prompt_tokens = chunk["usage"].get("prompt_tokens") or stats.prompt_tokens
-                                stats.completion_tokens = chunk["usage"].get("completion_tokens") or stats.completion_tokens
-                            for choice in chunk.get("choices") or []:
-                                text = (choice.get("delta") or {}).get("content") or ""
-                                if text:
-                                    if stats.ttft_s is None:
-                                        stats.ttft_s = time.perf_counter() - start
-                                    pieces += 1
-                                    yield text
-                                if choice.get("finish_reason"):
-                                    stats.finish_reason = "length" if choice["finish_reason"] == "length" else "stop"
-                    break
-                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                    if attempt == self.retries:
-                        raise self._down(exc) from exc
-                    time.sleep(0.25 * 2 ** attempt)
-                except httpx.HTTPError as exc:  # the server went away mid-answer: what came so far stays
-                    raise EvoError(f"The remote engine at {self.url} stopped answering: {type(exc).__name__}: {exc}.",
-                                   "Check that the server still runs; the answer so far was kept.") from exc
+            resp = self._retrying(lambda: self._http.send(request, stream=True))
+            try:
+                if resp.status_code != 200:
+                    resp.read()
+                    raise EvoError(f"The remote engine at {self.url} answered HTTP {resp.status_code}: {_error_text(resp)}",
+                                   "See the remote server's log.")
+                for line in resp.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    if chunk.get("usage"):
+                        stats.prompt_tokens = chunk["usage"].get("prompt_tokens") or stats.prompt_tokens
+                        stats.completion_tokens = chunk["usage"].get("completion_tokens") or stats.completion_tokens
+                    for choice in chunk.get("choices") or []:
+                        text = (choice.get("delta") or {}).get("content") or ""
+                        if text:
+                            if stats.ttft_s is None:
+                                stats.ttft_s = time.perf_counter() - start
+                            pieces += 1
+                            yield text
+                        if choice.get("finish_reason"):
+                            stats.finish_reason = "length" if choice["finish_reason"] == "length" else "stop"
+            finally:
+                resp.close()
+        except httpx.HTTPError as exc:  # the server went away mid-answer: what came so far stays
+            raise EvoError(f"The remote engine at {self.url} stopped answering: {type(exc).__name__}: {exc}.",
+                           "Check that the server still runs; the answer so far was kept.") from exc
         finally:
             stats.total_s = time.perf_counter() - start
             if not stats.completion_tokens:
