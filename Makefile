@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
-.PHONY: setup provision chat test test-all bench doctor clean browser
+.PHONY: setup provision chat test test-all bench doctor clean browser vllm
 
 setup: $(STAMP)
 
@@ -49,8 +49,13 @@ test: setup browser
 	$(BIN)/evo models pull $(TEST_MODEL)
 	$(BIN)/python -m pytest -m "not slow" --durations=25 $(XDIST) $(PYTEST_ARGS)
 
-test-all: setup provision browser
-	EVO_FUZZ_PROFILE=full EVO_KILL_TRIALS=100 $(BIN)/python -m pytest --durations=25 $(XDIST) $(PYTEST_ARGS)
+# vLLM's CPU build in its own virtualenv (it pins other torch/transformers versions): the remote-engine test in
+# test-all starts it as the server EVO-TR publishes adapters to.
+vllm:
+	@./scripts/setup_vllm.sh .venv-vllm
+
+test-all: setup provision browser vllm
+	EVO_VLLM_PYTHON=$(CURDIR)/.venv-vllm/bin/python EVO_FUZZ_PROFILE=full EVO_KILL_TRIALS=100 $(BIN)/python -m pytest --durations=25 $(XDIST) $(PYTEST_ARGS)
 
 bench: provision
 	$(BIN)/evo bench --json
@@ -59,4 +64,4 @@ doctor: setup
 	$(BIN)/evo doctor
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-vllm build *.egg-info src/*.egg-info .pytest_cache

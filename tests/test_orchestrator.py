@@ -174,6 +174,36 @@ def test_memory_server_down_answers_without_rag_then_writes_the_queue_when_back(
         server.wait(timeout=30)
 
 
+def test_memory_server_stopped_mid_session_queues_the_turn_and_drains_when_it_is_back(engine, tmp_path):
+    port = free_port()
+    server = start_chroma(tmp_path / "server", port)
+    orch = build(engine, tmp_path, backend="http", host="127.0.0.1", port=port)
+    try:
+        first = run(orch, None, "Benim adım Kaan.")
+        assert not any(n.kind == "memory" for n in of(first, Notice)) and orch.memory.queue.size() == 0
+        sid = of(first, Done)[0].stats.session_id
+        server.terminate()
+        server.wait(timeout=30)
+        down = run(orch, sid, "Ben İzmir'de yaşıyorum.")
+        notices = [n for n in of(down, Notice) if n.kind == "memory"]
+        assert len(notices) == 1 and "\n" not in notices[0].text  # one line, and the answer still comes
+        assert of(down, Done)[0].stats.answer.strip() and orch.memory.queue.size() >= 2  # the fact and the turn wait
+        assert [t.message for t in orch.conversations.turns(sid)] == ["Benim adım Kaan.", "Ben İzmir'de yaşıyorum."]
+        server = start_chroma(tmp_path / "server", port)  # the same data folder, the same port
+        later = run(orch, sid, "Benim adım neydi?")
+        orch.flush(timeout=60)
+        assert orch.memory.queue.size() == 0
+        assert any("Kaan" in h.memory.text for h in of(later, Recalled)[0].memories)  # what was stored before the stop is still there
+        with orch.memory.lock:
+            texts = [m.text for m in orch.memory.get().store.all()]
+        assert "Kullanıcının adı Kaan." in texts and any("İzmir" in t and t.startswith("Kullanıcı") for t in texts), texts
+        assert sum("Ben İzmir'de yaşıyorum." in t for t in texts) == 1  # the queued turn was written once
+    finally:
+        orch.close()
+        server.terminate()
+        server.wait(timeout=30)
+
+
 HOLD_LOCK = """
 import fcntl, sys, time
 fh = open(sys.argv[1], "a+")

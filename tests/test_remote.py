@@ -107,6 +107,28 @@ def test_a_remote_that_is_down_is_a_clear_error_not_a_hang(tmp_path):
     assert missing.returncode == 2 and "engine.url" in missing.stderr
 
 
+# -- publishing adapters (vLLM's runtime LoRA API; vLLM itself is in tests/test_vllm.py, slow) ----------------
+def test_a_remote_that_refuses_a_publish_leaves_the_active_version_as_it_was(local_home):
+    env = {"EVO_HOME": str(local_home), "EVO_ENGINE__BACKEND": "openai", "EVO_ENGINE__URL": f"http://127.0.0.1:{_free_port_closed()}/v1",
+           "EVO_ENGINE__CONNECT_TIMEOUT_S": "2"}
+    pointer = local_home / "adapters" / "python_coder" / "active"
+    assert pointer.read_text().strip() == "v1"
+    printed = run_evo("adapters", "publish", "--print", "--base", "/srv/models/smollm2-hf", "--port", "8123", env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("VLLM_ALLOW_RUNTIME_LORA_UPDATING=True vllm serve /srv/models/smollm2-hf ")
+    assert "--enable-lora" in printed.stdout and "--port 8123" in printed.stdout
+    assert f"python_coder={(local_home / 'adapters' / 'python_coder' / 'v1' / 'peft').resolve()}" in printed.stdout
+    for args in (("adapters", "publish", "python_coder"), ("adapters", "activate", "python_coder", "none"), ("adapters", "rollback", "python_coder")):
+        proc = run_evo(*args, env=env)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert ("unreachable" in proc.stderr and "unchanged" in proc.stderr) or "No earlier version" in proc.stderr, proc.stderr
+        assert pointer.read_text().strip() == "v1"  # the remote refused: nothing moved here either
+    off = run_evo("adapters", "activate", "python_coder", "none", env={**env, "EVO_ENGINE__PUBLISH_ADAPTERS": "false"})
+    assert off.returncode == 0 and pointer.read_text().strip() == "none"  # publishing off: a local switch only
+    again = run_evo("adapters", "activate", "python_coder", "v1", env={**env, "EVO_ENGINE__LORA_NAMING": "evo"})
+    assert again.returncode == 0 and pointer.read_text().strip() == "v1"  # another evo serve is not published to
+
+
 # -- llama.cpp's own server as the remote -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def llama_server():
@@ -118,7 +140,7 @@ def llama_server():
         yield int(url.rsplit(":", 1)[1].split("/")[0]), proc
 
 
-def test_llama_cpps_own_server_streams_honours_a_stop_string_and_its_stop_is_a_notice(llama_server, tmp_path, monkeypatch):
+def test_llama_cpps_own_server_streams_honours_a_stop_string_and_its_stop_is_a_notice(llama_server, local_home, tmp_path, monkeypatch):
     port, proc = llama_server
     monkeypatch.setenv("EVO_ENGINE__BACKEND", "openai")
     monkeypatch.setenv("EVO_ENGINE__URL", f"http://127.0.0.1:{port}/v1")
@@ -135,6 +157,9 @@ def test_llama_cpps_own_server_streams_honours_a_stop_string_and_its_stop_is_a_n
         assert cut not in stopped and full.startswith(stopped.rstrip()[:10])
     finally:
         engine.close()
+    # it is a peer without vLLM's runtime LoRA API: publishing there is refused with the fix, nothing moves
+    refused = run_evo("adapters", "publish", "python_coder", "--to", f"http://127.0.0.1:{port}/v1", env={"EVO_HOME": str(local_home)})
+    assert refused.returncode == 2 and "no runtime LoRA API" in refused.stderr and "VLLM_ALLOW_RUNTIME_LORA_UPDATING" in refused.stderr, refused.stderr
     # the server stopped: a turn through the orchestrator says so in one line and answers nothing, never hangs
     proc.terminate()
     proc.wait(timeout=30)

@@ -68,6 +68,10 @@ class EngineSettings(BaseModel):
     connect_timeout_s: float = Field(5.0, gt=0, description="How long to wait for the remote engine to accept a connection.")
     timeout_s: float = Field(300.0, gt=0, description="How long one remote answer may take between pieces.")
     retries: int = Field(2, ge=0, le=10, description="Retries (with backoff) when the remote refuses the connection; never once an answer started.")
+    publish_adapters: bool = Field(True, description="With a vLLM-style remote (lora_naming 'plain'): activation, rollback and the night's "
+                                   "promotion load the version into the server first (its runtime LoRA API).")
+    lora_dir: Path | None = Field(None, description="A folder the remote engine's server also reads (NFS, a volume): published PEFT folders are copied there.")
+    lora_dir_remote: str | None = Field(None, description="engine.lora_dir as the server's machine mounts it (default: the same path).")
 
 
 class GenerationSettings(BaseModel):

@@ -27,6 +27,10 @@ class DownloadError(EvoError):
     """A Hub download failed (network, auth, missing file)."""
 
 
+class RemoteEngineError(EvoError):
+    """A remote engine (engine.backend = "openai") is unreachable or refused a request; HTTP callers get 502."""
+
+
 class StoreBusyError(EvoError):
     """Another process holds a store's write lock longer than we wait."""
 

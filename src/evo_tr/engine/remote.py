@@ -22,11 +22,23 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from evo_tr.engine.base import AdapterLike, Artifact, Capabilities, Completion, Engine, GenerationConfig, GenerationStats, Message
-from evo_tr.errors import EvoError
+from evo_tr.errors import EvoError, RemoteEngineError
 
 log = logging.getLogger(__name__)
 
 RAW_HEADER = "X-Evo-Raw"  # asks a remote `evo serve` for its engine alone (the local side did routing and memory)
+
+
+def api_key_from_settings(cfg) -> str | None:
+    """engine.api_key, else the first line of engine.api_key_file, else none (one place for the answer and publish paths)."""
+    key = cfg.api_key.get_secret_value() if cfg.api_key is not None else None
+    if key is None and cfg.api_key_file is not None:
+        try:
+            key = Path(cfg.api_key_file).expanduser().read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise EvoError(f"Cannot read engine.api_key_file {cfg.api_key_file}: {exc.strerror or exc}.",
+                           "Fix the path or set EVO_ENGINE__API_KEY.") from exc
+    return key
 
 
 class RemoteEngine(Engine):
@@ -41,14 +53,7 @@ class RemoteEngine(Engine):
             raise EvoError("engine.backend is \"openai\" but engine.url is not set.",
                            "Set it to the server's API root, e.g. EVO_ENGINE__URL=http://127.0.0.1:8001/v1 (vLLM, llama.cpp's server, "
                            "or another `evo serve`).")
-        key = cfg.api_key.get_secret_value() if cfg.api_key is not None else None
-        if key is None and cfg.api_key_file is not None:
-            try:
-                key = Path(cfg.api_key_file).expanduser().read_text(encoding="utf-8").strip() or None
-            except OSError as exc:
-                raise EvoError(f"Cannot read engine.api_key_file {cfg.api_key_file}: {exc.strerror or exc}.",
-                               "Fix the path or set EVO_ENGINE__API_KEY.") from exc
-        return cls(artifact.path, url=cfg.url, api_key=key, model_name=model, remote_model=cfg.remote_model or model,
+        return cls(artifact.path, url=cfg.url, api_key=api_key_from_settings(cfg), model_name=model, remote_model=cfg.remote_model or model,
                    lora_naming=cfg.lora_naming, n_ctx=cfg.n_ctx, connect_timeout_s=cfg.connect_timeout_s, timeout_s=cfg.timeout_s,
                    retries=cfg.retries)
 
@@ -88,8 +93,8 @@ class RemoteEngine(Engine):
                 time.sleep(0.25 * 2 ** attempt)
         raise AssertionError("unreachable")
 
-    def _down(self, exc: Exception) -> EvoError:
-        return EvoError(f"The remote engine at {self.url} is unreachable ({type(exc).__name__}: {exc}).",
+    def _down(self, exc: Exception) -> RemoteEngineError:
+        return RemoteEngineError(f"The remote engine at {self.url} is unreachable ({type(exc).__name__}: {exc}).",
                         "Start the server (vLLM, llama.cpp's server or `evo serve`), check engine.url, "
                         "or set engine.backend = \"llama_cpp\" to run the model here.")
 
@@ -132,7 +137,8 @@ class RemoteEngine(Engine):
             self.served = self._served_models()
         if name not in self.served:
             raise EvoError(f"The remote engine at {self.url} does not serve {name!r} (it serves: {', '.join(self.served) or 'nothing'}).",
-                           f"Load the adapter there (vLLM: --lora-modules {version.expert}=PEFT_DIR), then restart.")
+                           f"Publish it there: `evo adapters publish {version.expert}` (vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True), "
+                           f"or start the server with --lora-modules {version.expert}=PEFT_DIR (`evo adapters publish --print`).")
         if version.expert not in self._adapters:
             self._adapters.append(version.expert)
 

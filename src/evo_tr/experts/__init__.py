@@ -31,7 +31,10 @@ def adapters_dir(settings: Settings) -> Path:
 
 
 def registry(settings: Settings) -> AdapterRegistry:
-    return AdapterRegistry(adapters_dir(settings))
+    """The adapter registry; with a vLLM-style remote engine, every switch of a version is published there first."""
+    from evo_tr.experts.publish import auto_publisher
+
+    return AdapterRegistry(adapters_dir(settings), publisher=auto_publisher(settings))
 
 
 @dataclass(frozen=True)

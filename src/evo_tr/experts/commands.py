@@ -130,6 +130,81 @@ def adapters_rollback(expert: str) -> None:
     console.print(f"{expert}: back to {'the base model' if target is None else target.tag}.")
 
 
+@adapters_app.command("publish")
+def adapters_publish(
+    expert: Annotated[Optional[str], typer.Argument(help="Expert to publish (default: every expert with an active adapter).")] = None,
+    version: Annotated[Optional[str], typer.Argument(help="vN (default: the active version).")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="The server's API root, e.g. http://gpu-box:8001/v1 (default: engine.url).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="LoRA module name on the server (default: the expert's name for the active "
+                                                  "version, EXPERT-vN for another, so the router's choice is never replaced silently).")] = None,
+    print_only: Annotated[bool, typer.Option("--print", help="Print the `vllm serve …` command that loads these adapters at start instead.")] = False,
+    base_dir: Annotated[Optional[str], typer.Option("--base", help="With --print: the base model as vLLM should load it (an HF folder or a Hub id; "
+                                                      "default: this model converted to HF format, `evo models hf`).")] = None,
+    port: Annotated[int, typer.Option("--port", help="With --print: the port the server listens on.")] = 8001,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load adapter versions into a running vLLM (its runtime LoRA API), or print the command that serves them.
+
+    The server reads the PEFT folder itself: on one machine that is the version's folder; across machines set
+    engine.lora_dir to a folder both see. The server must run with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and
+    --enable-lora. With engine.backend = "openai", activation, rollback and the night's promotion publish by themselves."""
+    from evo_tr.experts import base_info, registry
+    from evo_tr.experts.publish import Publisher, vllm_command
+    from evo_tr.experts.registry import check_base
+
+    settings = load_settings()
+    reg = registry(settings)
+    base = base_info(settings)
+    if expert is None and (version is not None or name is not None):
+        raise EvoError("A version or --name needs an expert.", "e.g. `evo adapters publish python_coder v3 --to URL`.")
+    if expert is None:  # every active adapter trained on this base (another base's would serve garbage)
+        active = [v for v in (reg.active(e) for e in reg.experts()) if v is not None]
+        chosen = [v for v in active if v.base_sha256 == base.sha256]
+        for v in active:
+            if v not in chosen:
+                err.print(f"[dim]{v.expert} {v.tag} skipped: trained on {v.meta.get('base', {}).get('name', 'another base')}, not {base.name}.[/dim]")
+        if not chosen:
+            raise EvoError(f"No expert has an active adapter trained on {base.name}.", "Train one (`evo train tr_chat`) or name a version.")
+    else:
+        target = reg.get(expert, version) if version else reg.active(expert)
+        if target is None:
+            raise EvoError(f"{expert} has no active adapter (it answers with the base model).", f"Name a version: `evo adapters publish {expert} vN`.")
+        check_base(target, base.name, base.sha256)
+        chosen = [target]
+    if print_only:
+        publisher = Publisher(to or settings.engine.url or "http://127.0.0.1:8001/v1", lora_dir=settings.engine.lora_dir,
+                              lora_dir_remote=settings.engine.lora_dir_remote) if settings.engine.lora_dir else None
+        command = vllm_command(settings, chosen, base_dir=base_dir or _hf_base_hint(settings, base), served_name=settings.engine.remote_model or settings.model, port=port,
+                               publisher=publisher)
+        if as_json:
+            print(json.dumps({"command": command, "adapters": [{"expert": v.expert, "version": v.tag} for v in chosen]}, ensure_ascii=False))
+        else:
+            print(command)
+        return
+    publisher = Publisher.from_settings(settings, url=to)
+    done = []
+    for v in chosen:
+        active = reg.active(v.expert)
+        module = name or (v.expert if active is not None and active.path == v.path else f"{v.expert}-{v.tag}")
+        done.append(publisher.publish(v, name=module))
+    if as_json:
+        print(json.dumps({"published": [p.as_dict() for p in done]}, ensure_ascii=False))
+        return
+    for p in done:
+        console.print(f"[green]{p.expert} {p.version}[/green] → {p.url} as [bold]{p.name}[/bold] (model: \"{p.name}\") from {p.path}")
+
+
+def _hf_base_hint(settings, base) -> str:
+    """The base model in HF format for vLLM: the converted folder when it exists, else a placeholder with the fix."""
+    from evo_tr.engine.transformers_peft import torch_base_dir
+
+    folder = torch_base_dir(settings, base.name, base.sha256)
+    if (folder / "config.json").is_file():
+        return str(folder)
+    err.print(f"[yellow]The base is not converted to HF format yet: run `evo models hf {base.name}` and use the folder it prints.[/yellow]")
+    return "HF_MODEL_DIR"
+
+
 @adapters_app.command("gate")
 def adapters_gate(
     expert: str,

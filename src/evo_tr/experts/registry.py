@@ -73,10 +73,18 @@ def packaged_root() -> Path:
 
 
 class AdapterRegistry:
-    """User adapters under `root`; adapters shipped in the package are the fallback version of an expert."""
+    """User adapters under `root`; adapters shipped in the package are the fallback version of an expert.
 
-    def __init__(self, root: Path) -> None:
+    `publisher` (experts/publish.py, set when the engine is a vLLM-style remote) is told of every switch of the
+    active version *before* the pointer moves: a remote that refuses leaves the pointer as it was."""
+
+    def __init__(self, root: Path, publisher: Any = None) -> None:
         self.root = root
+        self.publisher = publisher
+
+    def _announce(self, expert: str, target: AdapterVersion | None) -> None:
+        if self.publisher is not None:
+            self.publisher.switch(expert, target)
 
     def _expert_dir(self, expert: str) -> Path:
         if not expert or "/" in expert or expert.startswith("."):
@@ -150,12 +158,12 @@ class AdapterRegistry:
         _write_atomic(folder / ACTIVE_NAME, tag)
         _write_atomic(folder / HISTORY_NAME, "\n".join([*history, tag]) + "\n")
 
-    def activate(self, expert: str, version: str) -> AdapterVersion | None:
-        if version == "none":
-            self._write_pointer(expert, "none")
-            return None
-        target = self.get(expert, version)
-        self._write_pointer(expert, target.tag)
+    def activate(self, expert: str, version: str, *, publish: bool = True) -> AdapterVersion | None:
+        """Point EXPERT at VERSION ('none' = the base model); `publish=False` when the caller published already."""
+        target = None if version == "none" else self.get(expert, version)
+        if publish:
+            self._announce(expert, target)
+        self._write_pointer(expert, "none" if target is None else target.tag)
         return target
 
     def set_scale(self, expert: str, version: str, scale: float) -> AdapterVersion:
@@ -179,10 +187,10 @@ class AdapterRegistry:
         if len(history) < 2:
             raise EvoError(f"No earlier version of {expert} to roll back to.", "See `evo adapters list`.")
         previous = history[-2]
-        if previous != "none":
-            self.get(expert, previous)  # still registered (else the error names the known versions)
+        target = None if previous == "none" else self.get(expert, previous)  # still registered (else the error names the known versions)
+        self._announce(expert, target)
         self._write_pointer(expert, previous, history[:-2])
-        return None if previous == "none" else self.get(expert, previous)
+        return target
 
     def remove(self, expert: str, version: str) -> None:
         target = self.get(expert, version)

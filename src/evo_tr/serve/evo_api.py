@@ -36,7 +36,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from evo_tr.errors import EvoError
+from evo_tr.errors import EvoError, RemoteEngineError
 from evo_tr.lifecycle.conversations import TurnRecord
 from evo_tr.lifecycle.night import report_days
 from evo_tr.serve.deps import Admin, AdminRead, State, User, Writes
@@ -840,8 +840,13 @@ def activate_adapter(expert: ExpertName, body: ActivateIn, state: ServerState = 
             target = reg.get(expert, body.version)
         except EvoError as exc:
             raise ApiError(404, f"{exc.message} {exc.hint or ''}".strip(), "not_found", "version") from exc
+    if reg.publisher is not None:  # a vLLM-style remote engine: it must serve the version before this server can attach it
+        try:
+            reg.publisher.switch(expert, target)
+        except EvoError as exc:
+            raise ApiError(502, f"{exc.message} {exc.hint or ''}".strip(), "remote_refused", "version") from exc
     live, note = _attach_live(orch, expert, target)  # first: an adapter this server cannot load leaves the registry as it was
-    reg.activate(expert, "none" if target is None else target.tag)
+    reg.activate(expert, "none" if target is None else target.tag, publish=False)
     log.info("adapter %s -> %s (live %s)", expert, body.version, live, extra={"event": "adapter_activate", "expert": expert})
     return AdapterChange(expert=expert, active=None if target is None else target.tag, live=live, served=_served_tag(orch, expert), note=note)
 
@@ -857,6 +862,8 @@ def rollback_adapter(expert: ExpertName, state: ServerState = State) -> Any:
     try:
         target = reg.rollback(expert)
     except EvoError as exc:
+        if isinstance(exc, RemoteEngineError):
+            raise ApiError(502, f"{exc.message} {exc.hint or ''}".strip(), "remote_refused", "expert") from exc
         raise ApiError(409, f"{exc.message} {exc.hint or ''}".strip(), "no_earlier_version", "expert") from exc
     try:
         live, note = _attach_live(orch, expert, target)
