@@ -170,3 +170,27 @@ def test_a_new_version_replaces_the_module_in_place_and_a_bad_folder_leaves_the_
     assert refused.returncode == 2 and "refused" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
     assert (home / "adapters" / "python_coder" / "active").read_text().strip() == "v1"
     assert "python_coder" in served(vllm_server)
+
+
+def test_the_nights_promotion_publishes_the_new_version_to_vllm(vllm_server, evo_home, tmp_path):
+    """retrain → gate → promote, with the engine remote: the promoted version is what vLLM serves for the expert."""
+    import httpx
+
+    from evo_tr.experts.data import packaged_dir
+    from evo_tr.lifecycle.night import retrain_expert
+
+    from .test_lifecycle import _retrain_settings
+
+    settings = _retrain_settings(tmp_path / "home", evo_home)
+    (tmp_path / "home" / "models").mkdir(parents=True)
+    settings.engine.backend, settings.engine.url, settings.engine.remote_model = "openai", vllm_server, MODEL
+    settings.night.retrain_max_steps, settings.night.gate_margin, settings.night.gate_min_gain_share = 12, 0.0, 0.0
+    registry(settings).activate("tr_chat", "none")  # the base answers now (the shipped tr_chat is for another base)
+    rows = [json.loads(line) for f in sorted(packaged_dir("tr_chat").glob("*.jsonl")) for line in f.read_text().splitlines() if line.strip()]
+    small = tmp_path / "tr_chat_small.jsonl"
+    small.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows[::8]) + "\n")
+    result = retrain_expert(settings, "tr_chat", [], base_data=small)
+    assert result["action"] == "promoted", result  # 12 steps on its own data beat the bare base on held-out loss
+    cards = {m["id"]: m for m in httpx.get(f"{vllm_server}/models", timeout=10).json()["data"]}
+    assert "tr_chat" in cards and cards["tr_chat"]["parent"] == MODEL
+    assert cards["tr_chat"]["root"].endswith(f"tr_chat/{result['candidate']}/peft"), cards["tr_chat"]
