@@ -17,7 +17,7 @@ from evo_tr.errors import EvoError
 from evo_tr.experts import registry
 from evo_tr.models import ModelStore
 
-from .conftest import MODEL, free_port, run_evo
+from .conftest import MODEL, free_port, run_evo, run_json
 from .test_serve import KEY, register_random_adapter, start_server, stop
 
 GREEDY = GenerationConfig(max_tokens=24, temperature=0.0, seed=0)
@@ -87,6 +87,17 @@ def test_a_full_turn_routes_remembers_and_picks_the_expert_on_the_remote(remote,
     assert any("Deniz" in m["text"] for m in json.loads(recall.stdout)["memories"])  # memory lives here, not on the remote
     remote_memories = run_evo("memory", "list", "--json", env={"EVO_HOME": str(remote.home)})
     assert remote_memories.returncode == 0 and "Deniz" not in remote_memories.stdout
+
+
+def test_doctor_checks_the_remote_and_names_the_experts_it_does_not_serve(remote, local_home):
+    env = {"EVO_HOME": str(local_home), **remote_env(f"{remote.url}/v1")}
+    checks = {c["name"]: c for c in run_json("doctor", "--json", env=env)["checks"]}
+    assert checks["remote engine"]["status"] == "ok" and "evo-tr/python_coder" in checks["remote engine"]["detail"]
+    plain = {c["name"]: c for c in run_json("doctor", "--json", env={**env, "EVO_ENGINE__LORA_NAMING": "plain"})["checks"]}
+    assert plain["remote engine"]["status"] == "warn" and "not served: python_coder" in plain["remote engine"]["detail"]
+    assert "evo adapters publish" in plain["remote engine"]["fix"]
+    down = run_evo("doctor", "--json", env={**env, "EVO_ENGINE__URL": f"http://127.0.0.1:{_free_port_closed()}/v1"})
+    assert {c["name"]: c for c in json.loads(down.stdout)["checks"]}["remote engine"]["status"] == "fail"
 
 
 def _free_port_closed() -> int:

@@ -48,7 +48,11 @@ def hf_base(evo_home):
 
 @pytest.fixture(scope="module")
 def vllm_server(hf_base, tmp_path_factory):
-    """vLLM's OpenAI server on loopback with LoRA on and its runtime LoRA API open, no module loaded at start."""
+    """vLLM's OpenAI server on loopback with LoRA on and its runtime LoRA API open, no module loaded at start
+    (EVO_VLLM_URL: one already running, started the same way, while working on these tests)."""
+    if os.environ.get("EVO_VLLM_URL"):
+        yield os.environ["EVO_VLLM_URL"]
+        return
     port = free_port()
     log = tmp_path_factory.mktemp("vllm") / "vllm.log"
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "2"}
@@ -101,6 +105,8 @@ def test_publish_then_a_turn_through_vllm_uses_the_adapter_like_peft(vllm_server
     [published] = json.loads(pub.stdout)["published"]
     assert published["name"] == "python_coder" and published["version"] == "v1" and published["path"].endswith("v1/peft")
     assert "python_coder" in served(vllm_server)
+    doctor = {c["name"]: c for c in json.loads(run_evo("doctor", "--json", env=env).stdout)["checks"]}
+    assert doctor["remote engine"]["status"] == "ok" and "python_coder" in doctor["remote engine"]["detail"]
 
     # the remote backend's stream with the adapter starts like PEFT's own greedy output, and differs from the base's
     for key, value in env.items():
@@ -194,3 +200,37 @@ def test_the_nights_promotion_publishes_the_new_version_to_vllm(vllm_server, evo
     cards = {m["id"]: m for m in httpx.get(f"{vllm_server}/models", timeout=10).json()["data"]}
     assert "tr_chat" in cards and cards["tr_chat"]["parent"] == MODEL
     assert cards["tr_chat"]["root"].endswith(f"tr_chat/{result['candidate']}/peft"), cards["tr_chat"]
+
+
+def test_evo_serve_in_front_of_vllm_switches_versions_over_http(vllm_server, evo_home, tmp_path):
+    """The deployment's front end: `evo serve` with the engine on vLLM; the admin endpoints publish what they switch."""
+    import httpx
+    import openai
+
+    from .test_serve import KEY, start_server, stop
+
+    home = tmp_path / "front"
+    register_random_adapter(home, "python_coder", torch_home=evo_home)
+    extra = {"EVO_ENGINE__BACKEND": "openai", "EVO_ENGINE__URL": vllm_server, "EVO_ENGINE__REMOTE_MODEL": MODEL}
+    assert run_evo("adapters", "publish", "python_coder", env={"EVO_HOME": str(home), **extra}).returncode == 0
+    srv = start_server(home, extra=extra)
+    http = httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
+    client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=KEY)
+    ask = lambda model: client.chat.completions.create(  # noqa: E731
+        model=model, messages=[{"role": "user", "content": "Write a Python function that reverses a list."}], temperature=0, seed=0, max_tokens=12)
+    try:
+        coder = ask("evo-tr/python_coder").choices[0].message.content
+        off = http.post("/v1/evo/adapters/python_coder/activate", json={"version": "none"})
+        assert off.status_code == 200 and off.json()["active"] is None and off.json()["live"], off.text
+        assert "python_coder" not in served(vllm_server)
+        assert "evo-tr/python_coder" not in [m.id for m in client.models.list().data]  # the router's code intents get the base now
+        assert ask("evo-tr/base").choices[0].message.content != coder
+        back = http.post("/v1/evo/adapters/python_coder/rollback")
+        assert back.status_code == 200 and back.json()["active"] == "v1" and back.json()["live"], back.text
+        assert "python_coder" in served(vllm_server)
+        assert ask("evo-tr/python_coder").choices[0].message.content == coder
+        missing = http.post("/v1/evo/adapters/python_coder/activate", json={"version": "v9"})
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    finally:
+        http.close()
+        stop(srv)

@@ -146,6 +146,49 @@ def _sandbox() -> Check:
     return Check("sandbox", "warn" if weak else "ok", " · ".join(parts + ([iso["note"]] if iso.get("note") else [])), fix)
 
 
+def _remote_engine(settings: Settings) -> Check:
+    """engine.backend = "openai": the server answers, serves the base, and serves every active expert by name."""
+    import httpx
+
+    from evo_tr.engine.remote import api_key_from_settings
+
+    cfg = settings.engine
+    if not cfg.url:
+        return Check("remote engine", "fail", "engine.backend is \"openai\" but engine.url is not set", "Set EVO_ENGINE__URL=http://HOST:PORT/v1.")
+    try:
+        key = api_key_from_settings(cfg)
+        r = httpx.get(f"{cfg.url.rstrip('/')}/models", headers={"Authorization": f"Bearer {key}"} if key else {},
+                      timeout=httpx.Timeout(10, connect=cfg.connect_timeout_s))
+        served = [m["id"] for m in r.json().get("data", [])] if r.status_code == 200 else None
+    except EvoError as exc:
+        return Check("remote engine", "fail", exc.message, exc.hint or "")
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return Check("remote engine", "fail", f"{cfg.url} is unreachable or not OpenAI-shaped ({type(exc).__name__})",
+                     "Start the server (vLLM, llama.cpp's server, evo serve) or fix engine.url.")
+    if served is None:
+        return Check("remote engine", "fail", f"{cfg.url}/models answered HTTP {r.status_code}", "Check engine.api_key and engine.url (the API root, ending in /v1).")
+    from evo_tr.experts import registry
+
+    reg = registry(settings)
+    naming = (lambda e: f"evo-tr/{e}") if cfg.lora_naming == "evo" else (lambda e: e)
+    active = [e for e in reg.experts() if (v := reg.active(e)) is not None and _same_base(settings, v)]  # another base's are not served
+    missing = [e for e in active if naming(e) not in served]
+    detail = f"{cfg.url}: serves {', '.join(served) or 'nothing'}"
+    if missing:
+        return Check("remote engine", "warn", f"{detail}; not served: {', '.join(missing)} (the base answers for them)",
+                     "Load them there: `evo adapters publish` (vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True), or start it with "
+                     "the command from `evo adapters publish --print`.")
+    return Check("remote engine", "ok", detail)
+
+
+def _same_base(settings: Settings, version) -> bool:
+    try:
+        sha = ModelStore(settings.models_dir).registry.get(settings.model).sha256
+    except EvoError:
+        return False
+    return version.base_sha256 == sha
+
+
 def run_checks(settings: Settings) -> list[Check]:
     checks = [_python(), _ram(), _disk(settings)]
     from evo_tr.engine import backends
@@ -153,6 +196,8 @@ def run_checks(settings: Settings) -> list[Check]:
     checks += [_backend(name, name == settings.engine.backend) for name in sorted(backends())]
     checks.append(_accelerators())
     checks.append(_model(settings, settings.model))
+    if settings.engine.backend == "openai":
+        checks.append(_remote_engine(settings))
     checks.append(_memory(settings))
     checks.append(_sandbox())
     return checks

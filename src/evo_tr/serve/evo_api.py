@@ -799,12 +799,22 @@ def _known_expert(reg, expert: str) -> None:
                        "not_found", "expert")
 
 
-def _attach_live(orch, expert: str, target) -> tuple[bool, str]:
-    """Serve `target` (an AdapterVersion, or None = the base model) for `expert` in the running engine.
-    Raises ApiError(409) when this server's base model cannot use it; returns (live, note) otherwise."""
+def _check_compatible(orch, target) -> None:
+    """ApiError(409) when `target` was trained on another base than this server's."""
     from evo_tr.experts import base_info
     from evo_tr.experts.registry import check_base
 
+    base = base_info(orch.settings, orch.model_name)
+    try:
+        check_base(target, base.name, base.sha256)
+    except EvoError as exc:
+        hint = f" {exc.hint}" if exc.hint else ""
+        raise ApiError(409, f"{exc.message}{hint}", "adapter_incompatible", "version") from exc
+
+
+def _attach_live(orch, expert: str, target) -> tuple[bool, str]:
+    """Serve `target` (an AdapterVersion, or None = the base model) for `expert` in the running engine.
+    Raises ApiError(409) when this server's base model cannot use it; returns (live, note) otherwise."""
     engine = orch.engine
     if target is None:
         engine.detach_adapter(expert)
@@ -814,12 +824,7 @@ def _attach_live(orch, expert: str, target) -> tuple[bool, str]:
     if not engine.capabilities.lora_hot_swap:
         return False, (f"The {engine.name} backend serves no LoRA adapters: the base model keeps answering for {expert}. "
                        "Serve with engine.backend = \"llama_cpp\" to use it.")
-    base = base_info(orch.settings, orch.model_name)
-    try:
-        check_base(target, base.name, base.sha256)
-    except EvoError as exc:
-        hint = f" {exc.hint}" if exc.hint else ""
-        raise ApiError(409, f"{exc.message}{hint}", "adapter_incompatible", "version") from exc
+    _check_compatible(orch, target)
     engine.attach_adapter(target)  # on the engine's owner thread, between generations
     orch.adapter_versions[expert] = "packaged" if target.packaged else target.tag
     orch.adapter_problems.pop(expert, None)
@@ -841,6 +846,8 @@ def activate_adapter(expert: ExpertName, body: ActivateIn, state: ServerState = 
         except EvoError as exc:
             raise ApiError(404, f"{exc.message} {exc.hint or ''}".strip(), "not_found", "version") from exc
     if reg.publisher is not None:  # a vLLM-style remote engine: it must serve the version before this server can attach it
+        if target is not None:
+            _check_compatible(orch, target)  # before anything is sent: the remote never gets another base's adapter
         try:
             reg.publisher.switch(expert, target)
         except EvoError as exc:
