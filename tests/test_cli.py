@@ -106,8 +106,10 @@ def test_bench_json_has_every_section():
     small = {"EVO_BENCH__DECODE_TOKENS": "16", "EVO_BENCH__MEMORY_SIZE": "300", "EVO_BENCH__MEMORY_QUERIES": "30",
              "EVO_BENCH__TURN_MEMORY_SIZE": "100", "EVO_BENCH__FOLLOWUP_TOKENS": "16", "EVO_BENCH__KNOWLEDGE_CHUNKS": "40",
              "EVO_BENCH__KNOWLEDGE_QUERIES": "20"}
-    out = run_json("bench", "--json", "--runs", "1", env=small, timeout=600)
-    assert out["sections"] == ["engine", "router", "memory", "knowledge", "experts", "turn", "serve", "ui", "night"]
+    from .test_vllm import vllm_python
+
+    out = run_json("bench", "--json", "--runs", "1", env={**small, "EVO_BENCH__VLLM_PYTHON": str(vllm_python())}, timeout=1200)
+    assert out["sections"] == ["engine", "router", "memory", "knowledge", "experts", "turn", "serve", "ui", "night", "remote", "vllm"]
     for key in ("load_s", "ttft_ms_p50", "decode_tok_s", "prompt_tok_s", "raw_ttft_ms_p50", "raw_decode_tok_s", "decode_vs_raw"):
         assert isinstance(out[key], (int, float)) and out[key] > 0, key
     assert out["model"] == MODEL
@@ -133,6 +135,16 @@ def test_bench_json_has_every_section():
     assert out["serve_ttft_ms_p50"] > 0 and out["serve_vs_inproc_ttft"] > 0 and out["serve_concurrent_tok_s_total"] > 0
     assert 0 < out["ui_first_load_kb"] <= 300 and out["ui_ttft_vs_api"] > 0 and out["ui_own_ms_p50"] is not None
     assert out["night_s_per_100_turns"] > 0 and out["night_memories_added"] >= 8 and out["night_code_blocks_run"] == 40
+    for prefix in ("remote_", "vllm_"):  # the remote backend vs the same server called directly, llama.cpp's server and vLLM
+        for key in ("ttft_ms_p50", "decode_tok_s", "direct_decode_tok_s", "vs_direct_decode"):
+            assert out[prefix + key] > 0, prefix + key
+    for prefix in ("llama_server_", "vllm_"):
+        assert out[prefix + "single_tok_s"] > 0 and out[prefix + "concurrent4_tok_s"] > 0 and out[prefix + "concurrency_gain"] > 0
+
+
+def test_bench_vllm_section_with_a_missing_virtualenv_is_a_clear_error():
+    proc = run_evo("bench", "--json", "--only", "vllm", env={"EVO_BENCH__VLLM_PYTHON": "/nonexistent/vllm/bin/python"})
+    assert proc.returncode == 2 and "make vllm" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_bench_rejects_unknown_section():

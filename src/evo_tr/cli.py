@@ -519,7 +519,7 @@ def doctor(as_json: JsonOpt = False) -> None:
 def bench(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory, knowledge, experts, turn, serve, ui, night, remote.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this section (repeatable): engine, router, memory, knowledge, experts, turn, serve, ui, night, remote, vllm.")] = None,
     runs: Annotated[Optional[int], typer.Option(help="Repetitions per figure (medians are reported).")] = None,
     memory_size: Annotated[Optional[int], typer.Option(help="Memories in the store for the search-latency figure (default 10000).")] = None,
 ) -> None:

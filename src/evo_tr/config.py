@@ -261,6 +261,8 @@ class BenchSettings(BaseModel):
     followup_tokens: int = Field(48, ge=4, description="Answer length per turn in the follow-up TTFT session (it grows the history).")
     knowledge_chunks: int = Field(1000, ge=20, description="Document chunks next to the pack while knowledge search latency is measured.")
     knowledge_queries: int = Field(200, ge=5, description="Searches timed for the knowledge percentiles.")
+    vllm_python: Path | None = Field(None, description="Python of vLLM's virtualenv for the vllm section (default: ./.venv-vllm/bin/python, made by `make vllm`).")
+    concurrent_streams: int = Field(4, ge=2, le=32, description="Simultaneous requests in the remote servers' concurrency figures.")
 
 
 class Settings(BaseSettings):
