@@ -838,6 +838,20 @@ def bench_ui(settings: Settings, model: str, say: Callable[[str], None]) -> dict
     return out
 
 
+def _wait_until_listing(proc, port: int, timeout_s: float) -> bool:
+    """Poll a starting OpenAI-compatible server until GET /v1/models answers 200; False if it exits or times out."""
+    import httpx
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            time.sleep(0.3)
+    return False
+
+
 @contextmanager
 def llama_cpp_server(path: Path, model: str, settings: Settings, say: Callable[[str], None]):
     """llama.cpp's own OpenAI-compatible server (`python -m llama_cpp.server`) on a loopback port, waited for until it
@@ -846,7 +860,6 @@ def llama_cpp_server(path: Path, model: str, settings: Settings, say: Callable[[
     import subprocess
     import sys
 
-    import httpx
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -857,14 +870,7 @@ def llama_cpp_server(path: Path, model: str, settings: Settings, say: Callable[[
                              "--n_threads_batch", str(settings.engine.n_threads_batch)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        else:
+        if not _wait_until_listing(proc, port, 180):
             raise EvoError("llama_cpp.server did not start for the remote bench.", "Install its extras: pip install sse-starlette starlette-context.")
         yield f"http://127.0.0.1:{port}/v1", proc
     finally:
@@ -975,7 +981,6 @@ def vllm_server(python: Path, hf_dir: Path, served_model: str, say: Callable[[st
     import socket
     import subprocess
 
-    import httpx
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -987,14 +992,7 @@ def vllm_server(python: Path, hf_dir: Path, served_model: str, say: Callable[[st
                              "--enable-lora", "--max-lora-rank", "16", "--max-model-len", str(max_model_len), "--dtype", dtype,
                              "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.time() + timeout_s
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(1)
-        else:
+        if not _wait_until_listing(proc, port, timeout_s):
             tail = Path(log).read_text(errors="replace")[-2000:] if log else ""
             raise EvoError(f"vLLM did not start within {timeout_s:.0f} s (exit {proc.poll()}).{(' ' + tail) if tail else ''}",
                            "Check `make vllm` (its own virtualenv) and the server's log.")
