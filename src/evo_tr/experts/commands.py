@@ -174,7 +174,7 @@ def adapters_publish(
     if print_only:
         publisher = Publisher(to or settings.engine.url or "http://127.0.0.1:8001/v1", lora_dir=settings.engine.lora_dir,
                               lora_dir_remote=settings.engine.lora_dir_remote) if settings.engine.lora_dir else None
-        command = vllm_command(settings, chosen, base_dir=base_dir or _hf_base_hint(settings, base), served_name=settings.engine.remote_model or settings.model, port=port,
+        command = vllm_command(chosen, base_dir=base_dir or _hf_base_hint(settings, base), served_name=settings.engine.remote_model or settings.model, port=port,
                                publisher=publisher)
         if as_json:
             print(json.dumps({"command": command, "adapters": [{"expert": v.expert, "version": v.tag} for v in chosen]}, ensure_ascii=False))

@@ -162,7 +162,7 @@ def auto_publisher(settings: Settings) -> Publisher | None:
     return Publisher.from_settings(settings)
 
 
-def vllm_command(settings: Settings, versions: list[AdapterVersion], *, base_dir: str, served_name: str, port: int = 8001,
+def vllm_command(versions: list[AdapterVersion], *, base_dir: str, served_name: str, port: int = 8001,
                  publisher: Publisher | None = None) -> str:
     """The `vllm serve` command that starts the server with these versions loaded as LoRA modules (and the runtime
     API on, so activation can re-publish). `python -m vllm.entrypoints.openai.api_server` works where the `vllm`
