@@ -860,7 +860,6 @@ def llama_cpp_server(path: Path, model: str, settings: Settings, say: Callable[[
     import subprocess
     import sys
 
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -981,7 +980,6 @@ def vllm_server(python: Path, hf_dir: Path, served_model: str, say: Callable[[st
     import socket
     import subprocess
 
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -1011,7 +1009,7 @@ def bench_vllm(settings: Settings, model: str, say: Callable[[str], None]) -> di
     """vLLM's CPU build as the remote engine, the model in HF format (`evo models hf`): the remote backend vs the same
     server called directly, and its throughput with several requests at once against one (vLLM batches them; the
     llama.cpp server of the remote section serves one at a time). Left out (None) without `make vllm`."""
-    from evo_tr.engine.transformers_peft import load_torch_base, torch_base_dir
+    from evo_tr.engine.transformers_peft import hf_base_dir
     from evo_tr.experts import base_info
 
     python = vllm_python(settings)
@@ -1021,10 +1019,7 @@ def bench_vllm(settings: Settings, model: str, say: Callable[[str], None]) -> di
         say("vllm: no vLLM virtualenv (`make vllm` installs it): figures left out")
         return {"vllm_server": None, **dict.fromkeys(keys)}
     base = base_info(settings, model)
-    hf_dir = torch_base_dir(settings, base.name, base.sha256)
-    if not (hf_dir / "config.json").is_file():
-        say(f"vllm: converting {base.name} to HF format (once)")
-        load_torch_base(settings, base.name, base.path, base.sha256)
+    hf_dir = hf_base_dir(settings, base.name, base.path, base.sha256, say=lambda m: say(f"vllm: {m}"))
     with vllm_server(python, hf_dir, model, say) as (url, _):
         figures = _remote_vs_direct(url, base.path, model, model, settings)
         say(f"vllm: {settings.bench.concurrent_streams} requests at once vs one")

@@ -351,15 +351,13 @@ def models_hf(
 
     That folder is what vLLM loads as `--model` (`evo adapters publish --print`), and the base the adapters were
     trained on: the GGUF dequantised, so a LoRA served there sees the weights it was trained against."""
-    from evo_tr.engine.transformers_peft import load_torch_base, torch_base_dir
+    from evo_tr.engine.transformers_peft import hf_base_dir
     from evo_tr.experts import base_info
 
     settings = _settings()
     base = base_info(settings, name)
-    folder = torch_base_dir(settings, base.name, base.sha256)
-    if not (folder / "config.json").is_file():
-        with err.status(f"converting {base.name} to HF format (once)…"):
-            load_torch_base(settings, base.name, base.path, base.sha256, say=lambda m: err.print(f"[dim]{m}[/dim]"))
+    with err.status(f"{base.name} in HF format…"):
+        folder = hf_base_dir(settings, base.name, base.path, base.sha256, say=lambda m: err.print(f"[dim]{m}[/dim]"))
     if as_json:
         print(json.dumps({"model": base.name, "hf_dir": str(folder)}, ensure_ascii=False))
     else:

@@ -177,7 +177,7 @@ class RemoteEngine(Engine):
             try:
                 if resp.status_code != 200:
                     resp.read()
-                    raise EvoError(f"The remote engine at {self.url} answered HTTP {resp.status_code}: {_error_text(resp)}",
+                    raise EvoError(f"The remote engine at {self.url} answered HTTP {resp.status_code}: {error_text(resp)}",
                                    "See the remote server's log.")
                 for line in resp.iter_lines():
                     if not line.startswith("data:"):
@@ -223,7 +223,7 @@ class RemoteEngine(Engine):
         self._http.close()
 
 
-def _error_text(resp) -> str:
+def error_text(resp) -> str:
     try:
         err = resp.json().get("error")
         return err.get("message", str(err)) if isinstance(err, dict) else str(err or resp.text[:300])

@@ -30,6 +30,15 @@ def torch_base_dir(settings: Settings, model_name: str, sha256: str) -> Path:
     return settings.home / "torch" / f"{model_name}-{sha256[:12]}"
 
 
+def hf_base_dir(settings: Settings, model_name: str, gguf_path: Path, sha256: str, say: Callable[[str], None] = lambda _: None) -> Path:
+    """The served GGUF as an HF folder (safetensors + tokenizer + chat template), converted once: what vLLM loads as
+    `--model` (`evo models hf`), the same folder `load_torch_base` caches and loads."""
+    folder = torch_base_dir(settings, model_name, sha256)
+    if not (folder / "config.json").is_file():
+        load_torch_base(settings, model_name, gguf_path, sha256, say)
+    return folder
+
+
 def load_torch_base(settings: Settings, model_name: str, gguf_path: Path, sha256: str, say: Callable[[str], None] = lambda _: None):
     """The served GGUF, dequantised by transformers once and cached as safetensors (~1 s to reload)."""
     import torch

@@ -119,7 +119,7 @@ class Publisher:
                            "the active version is unchanged.", "Start the server (or check --to / engine.url), then publish again.") from exc
 
     def _refused(self, resp, what: str) -> RemoteEngineError:
-        from evo_tr.engine.remote import _error_text
+        from evo_tr.engine.remote import error_text
 
         if resp.status_code in (404, 405) and _route_missing(resp):
             return RemoteEngineError(f"The remote engine at {self.url} has no runtime LoRA API (HTTP 404 for {what}).",
@@ -127,7 +127,7 @@ class Publisher:
                             "the modules at start (`evo adapters publish --print`).")
         if resp.status_code == 401:
             return RemoteEngineError(f"The remote engine at {self.url} refused the key (HTTP 401).", "Set engine.api_key (EVO_ENGINE__API_KEY) or engine.api_key_file.")
-        return RemoteEngineError(f"The remote engine at {self.url} refused {what} (HTTP {resp.status_code}): {_error_text(resp)}",
+        return RemoteEngineError(f"The remote engine at {self.url} refused {what} (HTTP {resp.status_code}): {error_text(resp)}",
                         "Is the adapter for the base model that server runs, and its rank within --max-lora-rank? "
                         "The active version is unchanged.")
 
